@@ -1,0 +1,1 @@
+"""Recova: collection case management."""

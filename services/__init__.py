@@ -1,0 +1,1 @@
+"""Business rules, authorization and audit. Never imports streamlit."""
