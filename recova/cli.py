@@ -17,7 +17,9 @@ import typer
 
 from recova.errors import RecovaError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Recova operator tool")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Recova operator tool"
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database set-up and migrations")
 user_app = typer.Typer(no_args_is_help=True, help="Users and roles")
 import_app = typer.Typer(no_args_is_help=True, help="Import creditor files")
@@ -65,17 +67,23 @@ def db_upgrade() -> None:
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="Login name")],
-    role: Annotated[str, typer.Option(help="admin, manager, team_lead, collector, "
-                                      "finance or auditor")],
+    role: Annotated[
+        str,
+        typer.Option(help="admin, manager, team_lead, collector, finance or auditor"),
+    ],
     team: Annotated[str | None, typer.Option(help="Team name; created if new")] = None,
-    regions: Annotated[str | None, typer.Option(
-        help="Provinces served, comma separated; empty means all")] = None,
+    regions: Annotated[
+        str | None,
+        typer.Option(help="Provinces served, comma separated; empty means all"),
+    ] = None,
     skill: Annotated[int, typer.Option(help="Collector skill level, 1 to 3")] = 1,
     capacity: Annotated[int, typer.Option(help="Maximum open cases")] = 500,
     language: Annotated[str, typer.Option(help="zh-CN or en")] = "zh-CN",
     display_name: Annotated[str, typer.Option(help="Name shown in the app")] = "",
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="Read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input"),
+    ] = False,
 ) -> None:
     """Add a user. The first admin of a new install is made this way or in the app."""
     from services.actors import Actor
@@ -87,9 +95,15 @@ def user_add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         data = validated(
-            NewUser, username=name, password=password, role=role, team=team,
+            NewUser,
+            username=name,
+            password=password,
+            role=role,
+            team=team,
             regions=[r for r in (regions or "").split(",") if r.strip()],
-            skill=skill, capacity=capacity, language=language,
+            skill=skill,
+            capacity=capacity,
+            language=language,
             display_name=display_name,
         )
         with _session() as session:
@@ -117,18 +131,31 @@ def serve(
     migrate.upgrade()
     with session_factory()() as session:
         first_run = needs_first_admin(session=session)
-    url = f"http://{'localhost' if address in ('127.0.0.1', '0.0.0.0') else address}:{port}"
+    host = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
+    url = f"http://{host}:{port}"
     typer.echo(f"Recova is at {url}")
     if first_run:
-        typer.echo("No admin yet: open the URL and create the first admin in the setup "
-                   "form, or run `.venv/bin/recova user add NAME --role admin`.")
+        typer.echo(
+            "No admin yet: open the URL and create the first admin in the setup "
+            "form, or run `.venv/bin/recova user add NAME --role admin`."
+        )
     else:
         typer.echo("Log in with your user name and password.")
     app_file = Path(__file__).resolve().parents[1] / "app.py"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app_file),
-        "--server.port", str(port), "--server.address", address,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     # The child joins the embedded server this process started; this process keeps
     # its handle until the app exits, so the server stops only after both are done.
@@ -153,14 +180,22 @@ def import_cases_command(
     file: Annotated[Path, typer.Argument(help="CSV or Excel placement file")],
     creditor: Annotated[str, typer.Option(help="Creditor name; created if new")],
     batch: Annotated[str | None, typer.Option(help="Batch name")] = None,
-    placement_date: Annotated[str | None, typer.Option(
-        help="Placement date YYYY-MM-DD, for rows without their own")] = None,
-    recall_date: Annotated[str | None, typer.Option(
-        help="Recall date YYYY-MM-DD")] = None,
-    mode: Annotated[str, typer.Option(
-        help="valid-rows (import good rows, report the rest) or all-or-nothing")
+    placement_date: Annotated[
+        str | None,
+        typer.Option(help="Placement date YYYY-MM-DD, for rows without their own"),
+    ] = None,
+    recall_date: Annotated[
+        str | None, typer.Option(help="Recall date YYYY-MM-DD")
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="valid-rows (import good rows, report the rest) or all-or-nothing"
+        ),
     ] = "valid-rows",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object")
+    ] = False,
 ) -> None:
     """Import a placement file as one batch and report every row not imported."""
     from services.actors import Actor
@@ -171,16 +206,21 @@ def import_cases_command(
     if not file.is_file():
         _usage(f"file not found: {file}")
     request = ImportRequest(
-        creditor=creditor, batch_name=batch,
+        creditor=creditor,
+        batch_name=batch,
         placement_date=_parse_day(placement_date, "--placement-date"),
-        recall_date=_parse_day(recall_date, "--recall-date"), mode=mode,
+        recall_date=_parse_day(recall_date, "--recall-date"),
+        mode=mode,
     )
     actor = replace(Actor.operator(), language=_language())
     try:
         with _session() as session:
             report = import_cases(
-                session=session, actor=actor, request=request,
-                content=file.read_bytes(), filename=file.name,
+                session=session,
+                actor=actor,
+                request=request,
+                content=file.read_bytes(),
+                filename=file.name,
             )
     except RecovaError as error:
         _fail(error, 1, as_json)
@@ -193,7 +233,8 @@ def import_cases_command(
 
 def _print_report(data: dict[str, Any]) -> None:
     typer.echo(
-        f"batch {data['batch_id']} ({data['batch_name']}): {data['imported']} imported, "
+        f"batch {data['batch_id']} ({data['batch_name']}): "
+        f"{data['imported']} imported, "
         f"{len(data['rejected'])} rejected, {len(data['warnings'])} warnings, "
         f"{len(data['skipped_existing'])} already existed"
     )
@@ -208,7 +249,9 @@ def _print_report(data: dict[str, Any]) -> None:
 def case_show(
     case_no: Annotated[str, typer.Argument(help="Case number")],
     creditor: Annotated[str, typer.Option(help="Creditor name")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object")
+    ] = False,
 ) -> None:
     """Print one case unmasked, with its debtor, contacts and extra columns."""
     from services.actors import Actor
@@ -216,8 +259,12 @@ def case_show(
 
     try:
         with _session() as session:
-            view = find_case(session=session, actor=Actor.operator(), creditor=creditor,
-                             case_no=case_no)
+            view = find_case(
+                session=session,
+                actor=Actor.operator(),
+                creditor=creditor,
+                case_no=case_no,
+            )
     except RecovaError as error:
         _fail(error, 1, as_json)
     data = view.as_json()

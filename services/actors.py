@@ -42,4 +42,6 @@ class Actor:
 def require_role(actor: Actor, *roles: str) -> None:
     """Raise PermissionDenied unless the actor has one of `roles`."""
     if actor.role not in roles:
-        raise PermissionDenied("role_required", role=actor.role, allowed=", ".join(roles))
+        raise PermissionDenied(
+            "role_required", role=actor.role, allowed=", ".join(roles)
+        )

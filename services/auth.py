@@ -85,7 +85,9 @@ def needs_first_admin(*, session: Session) -> bool:
 
 def lock_first_run(session: Session) -> None:
     """Serialise first-run setup, so two browsers cannot both create the first admin."""
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('recova.first_admin'))"))
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('recova.first_admin'))")
+    )
     if not needs_first_admin(session=session):
         raise Conflict("setup_done")
 

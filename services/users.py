@@ -17,8 +17,12 @@ logger = logging.getLogger(__name__)
 
 Username = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=2, max_length=64,
-                      pattern=r"^[A-Za-z0-9_.@-]+$"),
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=2,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.@-]+$",
+    ),
 ]
 
 
@@ -190,8 +194,13 @@ def change_user(*, session: Session, actor: Actor, data: UserChange) -> User:
         session.rollback()
         raise Conflict("user_changed", username=before["username"]) from None
     audit.record(
-        session, actor, "user_changed", "user", user.id,
-        before=before, after=_snapshot(user),
+        session,
+        actor,
+        "user_changed",
+        "user",
+        user.id,
+        before=before,
+        after=_snapshot(user),
     )
     session.commit()
     return user
@@ -245,7 +254,9 @@ def find_user(session: Session, username: str) -> User:
     return user
 
 
-def change_own_password(*, session: Session, actor: Actor, current: str, new: str) -> None:
+def change_own_password(
+    *, session: Session, actor: Actor, current: str, new: str
+) -> None:
     """Change the actor's password after checking the current one."""
     if actor.id is None:
         raise NotFound("user_not_found", user_id=actor.username)

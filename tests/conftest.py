@@ -24,37 +24,46 @@ from db import migrate  # noqa: E402
 from recova.settings import get_settings  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
+APP_FILE = str(ROOT / "app.py")
 
 
 def _test_url() -> str:
+    # One database per test run, so runs in parallel do not empty each other's tables.
     base = make_url(db_engine.server_url())
-    name = f"{base.database}_test" if os.environ.get("DATABASE_URL") else "recova_test"
+    name = f"{base.database}_test_{os.getpid()}"
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-def _recreate(url: str) -> None:
-    target = make_url(url)
-    maintenance = db_engine.psycopg_conninfo(
-        target.set(database="postgres").render_as_string(hide_password=False)
-    )
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{target.database}"')
+def _maintenance(url: str) -> str:
+    target = make_url(url).set(database="postgres")
+    return db_engine.psycopg_conninfo(target.render_as_string(hide_password=False))
+
+
+def _drop(url: str) -> None:
+    name = make_url(url).database
+    with psycopg.connect(_maintenance(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_url() -> Iterator[str]:
     url = _test_url()
-    _recreate(url)
+    _drop(url)
     migrate.upgrade(url)
     # Everything in this process (services, AppTest pages) now uses the test database.
+    previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     db_engine.get_engine.cache_clear()
-    return url
-
-
-TABLES_IN_ORDER = None
+    yield url
+    db_engine.get_engine(url).dispose()
+    db_engine.get_engine.cache_clear()
+    if previous is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = previous
+    get_settings.cache_clear()
+    _drop(url)
 
 
 @pytest.fixture

@@ -16,8 +16,11 @@ def make_user(
 
     creator = None if needs_first_admin(session=session) else Actor.operator()
     if creator is None and role != "admin":
-        add_user(session=session, actor=None,
-                 data=NewUser(username="root-admin", password=PASSWORD, role="admin"))
+        add_user(
+            session=session,
+            actor=None,
+            data=NewUser(username="root-admin", password=PASSWORD, role="admin"),
+        )
         creator = Actor.operator()
     user = add_user(
         session=session,

@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from db.base import Base
 from db import models  # noqa: F401  (registers the tables on Base.metadata)
+from db.base import Base
 
 config = context.config
 

@@ -190,8 +190,7 @@ MESSAGES: dict[str, str] = {
     "positive.",
     "intake.fix.total_due_not_positive": "A case needs an amount above 0; check the "
     "sign and the column.",
-    "intake.amount_unreadable": "Row {row}, column {column}: {value} is not an "
-    "amount.",
+    "intake.amount_unreadable": "Row {row}, column {column}: {value} is not an amount.",
     "intake.fix.amount_unreadable": "Write the amount as digits, such as 12345.60.",
     "intake.overdue_missing": "Row {row}: neither days past due nor the overdue date "
     "is given.",
@@ -230,6 +229,28 @@ MESSAGES: dict[str, str] = {
     "day/month or month/day, and no value in the column decides it.",
     "intake.fix.date_order_ambiguous": "Rewrite the column as YYYY-MM-DD and import "
     "the file again.",
+    "intake.date_order_conflict": "Column {column}: some dates read only day-first "
+    "and others only month-first, so the column mixes two date formats.",
+    "intake.fix.date_order_conflict": "Rewrite the column as YYYY-MM-DD and import "
+    "the file again.",
+    "intake.overdue_after_placement": "Row {row}: the overdue date {overdue_since} is "
+    "after the placement date.",
+    "intake.fix.overdue_after_placement": "Check the overdue date and the placement "
+    "date of the row.",
+    "intake.customer_type_unknown": "Row {row}: customer type {value} is neither "
+    "individual nor company; imported as individual.",
+    "intake.fix.customer_type_unknown": "Use 个人/individual or 企业/company.",
+    "intake.sheet_not_imported": "Sheet {sheet} also has a header but was not "
+    "imported: one batch is one sheet.",
+    "intake.fix.sheet_not_imported": "Upload that sheet as a file of its own.",
+    "intake.map_by_hand": "Choose below which field each column of the first row "
+    "holds: at least the case number and the total due.",
+    "intake.date_order": "How should the dates in column {column} be read?",
+    "intake.date_order.dmy": "Day first (05/03/2024 is 5 March)",
+    "intake.date_order.mdy": "Month first (05/03/2024 is May 3)",
+    "intake.extra": "(extra column)",
+    "error.file.mapping_invalid": "The column mapping is invalid: {column} cannot be "
+    "{field}. Each field may come from one column only.",
     # Report workbook
     "report.summary": "Summary",
     "report.item": "Item",
@@ -269,8 +290,7 @@ MESSAGES: dict[str, str] = {
     "error.username_not_found": "User {username} was not found.",
     "error.user_changed": "{username} was changed by someone else. Reload the page "
     "and apply your change again.",
-    "error.last_admin": "This is the last active admin. Make another user admin "
-    "first.",
+    "error.last_admin": "This is the last active admin. Make another user admin first.",
     "error.file_too_large": "The file is {size_mb} MB, over the {limit_mb} MB limit. "
     "Split it into smaller files.",
     "error.file.file_empty": "The file is empty. Export it again from the creditor's "
@@ -293,4 +313,499 @@ MESSAGES: dict[str, str] = {
     "error.case_no_not_found": "Case {case_no} of creditor {creditor} was not found.",
     "error.case_not_yours": "Case {case_no} is not assigned to you.",
     "error.case_not_your_team": "Case {case_no} belongs to another team.",
+    # Payments, approvals and the audit log
+    "nav.payments": "Payments",
+    "nav.approvals": "Approvals",
+    "nav.audit": "Audit log",
+    "payments.title": "Payments",
+    "payments.tab.import": "Import a payment file",
+    "payments.tab.queue": "Unmatched payments",
+    "payments.tab.manual": "Post a payment",
+    "payments.tab.confirm": "Confirm recoveries",
+    "payments.no_creditors": "No creditor yet. Import a placement file first.",
+    "payments.no_batches": "No placement batch yet.",
+    "payments.file": "Payment file (CSV or Excel)",
+    "payments.file_help": "The creditor's list of payments: transaction id, case "
+    "number or ID number, amount and date. A negative amount reverses the "
+    "transaction named in its original-transaction column.",
+    "payments.preview_counts": "{valid} rows to post or queue, {rejected} rejected, "
+    "{repeated} repeated in the file.",
+    "payments.preview_rows": "First {count} rows",
+    "payments.import": "Import payments",
+    "payments.stage.parse": "Reading the file…",
+    "payments.stage.write": "Sending rows to the database…",
+    "payments.stage.match": "Matching and posting…",
+    "payments.stage.done": "Done.",
+    "payments.report": "Payment import report",
+    "payments.done": "Import {import_id} finished: {posted} payments posted.",
+    "payments.metric.posted": "Posted",
+    "payments.metric.unmatched": "Unmatched",
+    "payments.metric.duplicates": "Repeats skipped",
+    "payments.metric.rejected": "Rejected",
+    "payments.metric.recovered": "Recovered (net)",
+    "payments.tab.rejected": "Rejected rows",
+    "payments.tab.duplicates": "Repeats skipped",
+    "payments.tab.unmatched": "Unmatched",
+    "payments.tab.closed": "Closed cases",
+    "payments.overpaid": "Overpayments to refund",
+    "payments.download_report": "Download the report (.xlsx)",
+    "payments.repeat.repeated_in_file": "Repeats an earlier row of this file",
+    "payments.repeat.already_imported": "Posted or queued before",
+    "payments.unmatched.case_not_found": "Case number not found for this creditor",
+    "payments.unmatched.id_number_not_found": "No open case for this ID number",
+    "payments.unmatched.id_number_ambiguous": "This ID number has several open cases",
+    "payments.unmatched.no_reference": "No case number or ID number",
+    "payments.unmatched_empty": "No unmatched payment is waiting.",
+    "payments.unmatched_pick": "Payment to match",
+    "payments.unmatched_option": "{transaction} · {amount} · {creditor}",
+    "payments.match": "Post to this case",
+    "payments.matched": "Payment {transaction} posted to case {case_no}.",
+    "payments.evidence": "Evidence",
+    "payments.evidence_help": "What shows that the payment belongs to this case: a "
+    "bank receipt number, the debtor's confirmation or a call reference.",
+    "payments.evidence_file": "Evidence file (optional)",
+    "payments.post": "Post payment",
+    "payments.posted": "Payment {transaction} posted to case {case_no}.",
+    "payments.batch": "Placement batch",
+    "payments.up_to": "Payments up to",
+    "payments.summary": "{count} unconfirmed payments, {recovered} recovered, "
+    "commission rate {rate}.",
+    "payments.no_rate": "not set",
+    "payments.collector": "Collector",
+    "payments.unassigned": "(no collector)",
+    "payments.payment_count": "Payments",
+    "payments.recovered": "Recovered",
+    "payments.commission": "Commission",
+    "payments.statement_ref": "Creditor statement reference",
+    "payments.confirm": "Confirm these recoveries",
+    "payments.confirmed": "{count} payments confirmed, {recovered} recovered.",
+    "payments.confirmations": "Earlier confirmations",
+    "payments.confirmed_by": "Confirmed by",
+    "payments.field.transaction_id": "Transaction id",
+    "payments.field.case_no": "Case number",
+    "payments.field.contract_no": "Contract number",
+    "payments.field.id_number": "ID number",
+    "payments.field.name": "Name",
+    "payments.field.amount": "Amount",
+    "payments.field.paid_on": "Payment date",
+    "payments.field.channel": "Channel",
+    "payments.field.original_transaction": "Original transaction",
+    "payments.field.note": "Note",
+    "payments.field.ignored": "(not used)",
+    "payments.report.summary": "Summary",
+    "payments.report.item": "Item",
+    "payments.report.value": "Value",
+    "payments.report.creditor": "Creditor",
+    "payments.report.file": "File",
+    "payments.report.import_id": "Import",
+    "payments.report.data_rows": "Data rows",
+    "payments.report.posted": "Posted",
+    "payments.report.recovered": "Recovered (net)",
+    "payments.report.unmatched": "Unmatched",
+    "payments.report.duplicates": "Repeats skipped",
+    "payments.report.rejected": "Rejected",
+    "payments.report.paid_in_full": "Paid in full",
+    "payments.report.overpaid": "Overpaid",
+    "payments.report.row": "Row",
+    "payments.report.column": "Column",
+    "payments.report.code": "Rule",
+    "payments.report.message": "Message",
+    "payments.report.fix": "How to fix",
+    "payments.report.transaction": "Transaction id",
+    "payments.report.reason": "Reason",
+    "payments.report.case_no": "Case number",
+    "payments.report.amount": "Amount",
+    "payments.report.result": "Result",
+    "payments.row.transaction_id_missing": "Row {row}: the transaction id is missing.",
+    "payments.fix.transaction_id_missing": "Fill in the creditor's transaction id, "
+    "which makes sure the payment is posted once.",
+    "payments.row.transaction_id_lost_digits": "Row {row}, column {column}: the "
+    "transaction id {value} was stored as a number and lost its last digits.",
+    "payments.fix.transaction_id_lost_digits": "Re-export the column as text and "
+    "import the file again.",
+    "payments.row.amount_unreadable": "Row {row}, column {column}: {value} is not an "
+    "amount.",
+    "payments.fix.amount_unreadable": "Write the amount as digits, such as 1234.56, "
+    "and a reversal as -1234.56.",
+    "payments.row.amount_missing": "Row {row}: the amount is missing.",
+    "payments.fix.amount_missing": "Fill in the amount paid.",
+    "payments.row.amount_zero": "Row {row}: the amount is zero.",
+    "payments.fix.amount_zero": "Correct the amount or remove the row.",
+    "payments.row.reversal_without_original": "Row {row}: the negative amount {value} "
+    "names no original transaction.",
+    "payments.fix.reversal_without_original": "Fill in the transaction id of the "
+    "payment this row reverses in the original-transaction column.",
+    "payments.row.original_on_positive_amount": "Row {row}: a positive amount names "
+    "the original transaction {value}.",
+    "payments.fix.original_on_positive_amount": "A reversal has a negative amount. "
+    "Correct the sign, or clear the original transaction.",
+    "payments.row.date_unreadable": "Row {row}, column {column}: {value} is not a "
+    "date.",
+    "payments.fix.date_unreadable": "Write the date as YYYY-MM-DD.",
+    "payments.row.date_order_ambiguous": "Row {row}, column {column}: {value} could "
+    "be day/month or month/day, and no value in the column decides it.",
+    "payments.fix.date_order_ambiguous": "Rewrite the column as YYYY-MM-DD and "
+    "import the file again.",
+    "payments.row.date_missing": "Row {row}: the payment date is missing.",
+    "payments.fix.date_missing": "Fill in the day the money was received.",
+    "payments.row.reversal_original_not_posted": "Row {row}: the reversal names "
+    "transaction {original}, which is not a posted payment of this creditor.",
+    "payments.fix.reversal_original_not_posted": "Check the original transaction "
+    "id. A payment in the unmatched queue must be matched to a case before it can "
+    "be reversed.",
+    "payments.row.reversal_of_reversal": "Row {row}: transaction {original} is "
+    "itself a reversal.",
+    "payments.fix.reversal_of_reversal": "Post the money as a new positive payment "
+    "instead.",
+    "payments.row.reversal_original_already_reversed": "Row {row}: transaction "
+    "{original} has been reversed already.",
+    "payments.fix.reversal_original_already_reversed": "Remove the row: a payment "
+    "is reversed once.",
+    "payments.row.reversal_amount_mismatch": "Row {row}: the reversal of {value} "
+    "does not match the amount of transaction {original}.",
+    "payments.fix.reversal_amount_mismatch": "A reversal undoes the whole payment, "
+    "so its amount is minus the original amount.",
+    "payments.row.other_creditor": "{count} case numbers in this file belong to "
+    "creditor {creditor}.",
+    "payments.fix.other_creditor": "Check that you chose the right creditor. Those "
+    "rows are in the unmatched queue.",
+    "error.file.payment_no_header": "No header row of this file names a transaction "
+    "id, an amount, a payment date and a case number or ID number (missing: "
+    "{missing}). Rename the header cells and import the file again.",
+    "error.transaction_exists": "Transaction {transaction} of creditor {creditor} is "
+    "posted or in the unmatched queue already. Match it from the queue instead.",
+    "error.payment_not_found": "Payment {transaction} was not found.",
+    "error.unmatched_not_found": "Unmatched payment {unmatched_id} was not found.",
+    "error.unmatched_already_matched": "Payment {transaction} was matched already. "
+    "Reload the queue.",
+    "error.payment_import_not_found": "Payment import {import_id} was not found.",
+    "error.nothing_to_confirm": "Batch {batch} has no unconfirmed payment up to "
+    "{up_to}.",
+    "error.paid_on_in_future": "The payment date {paid_on} is in the future. Enter "
+    "the day the money arrived.",
+    "error.limits_out_of_order": "The manager limit ({manager}) must not be below "
+    "the team-lead limit ({team_lead}).",
+    "error.request_case_not_open": "Case {case_no} is {status}: only an open case "
+    "takes a settlement or write-off request.",
+    "error.request_nothing_owed": "Case {case_no} has no balance left to write off.",
+    "error.write_off_not_balance": "A write-off covers the whole balance {balance}, "
+    "not {amount}. Request a settlement for a part of it.",
+    "error.settlement_amount_or_balance": "Give either the discount or the new "
+    "balance.",
+    "error.settlement_out_of_range": "The discount {amount} must be above 0 and at "
+    "most the balance {balance}.",
+    "error.request_pending_exists": "Case {case_no} already has a request awaiting "
+    "approval.",
+    "error.rejection_reason_required": "A rejection needs a reason. Write why the "
+    "request is rejected.",
+    "error.request_not_found": "Request {request_id} was not found.",
+    "error.approval_own_request": "You cannot approve or reject your own request.",
+    "error.approval_twice": "You decided this request at step {step} already; "
+    "another approver takes the next step.",
+    "error.request_closed": "This request is {status} already. Reload the page.",
+    "error.request_moved_on": "Someone else acted on this request, which is now at "
+    "step {step}. Reload the page.",
+    "error.approval_level": "This request awaits a decision at the {level} level, "
+    "which your role ({role}) cannot take.",
+    "error.request_case_closed": "Case {case_no} is {status} now, so the request "
+    "was cancelled.",
+    "error.request_balance_changed": "Payments moved the balance of case {case_no} "
+    "to {balance}, so the request no longer fits it and was cancelled. File a new "
+    "request.",
+    "approvals.title": "Approvals",
+    "approvals.kind": "Type",
+    "approvals.kind.settlement": "Settlement (discount)",
+    "approvals.kind.write_off": "Write-off",
+    "approvals.amount": "Amount",
+    "approvals.status": "Request status",
+    "approvals.status.pending": "Pending",
+    "approvals.status.approved": "Approved",
+    "approvals.status.rejected": "Rejected",
+    "approvals.status.cancelled": "Cancelled",
+    "approvals.level": "Level",
+    "approvals.level.team_lead": "team lead",
+    "approvals.level.manager": "manager",
+    "approvals.level.admin": "admin",
+    "approvals.next_level": "Awaiting",
+    "approvals.final_level": "Final approval by",
+    "approvals.requested_by": "Requested by",
+    "approvals.requested_at": "Requested at",
+    "approvals.request_id": "Request",
+    "approvals.option": "#{id} · {kind} · {case_no} · {amount}",
+    "approvals.pending": "Awaiting your decision ({count})",
+    "approvals.none_pending": "No request awaits your decision.",
+    "approvals.pick": "Request to decide",
+    "approvals.balance_at_request": "Balance when requested",
+    "approvals.reason": "Reason",
+    "approvals.evidence": "Evidence",
+    "approvals.chain": "Decisions so far",
+    "approvals.step": "Step",
+    "approvals.approver": "Approver",
+    "approvals.decision": "Decision",
+    "approvals.decision.approved": "Approved",
+    "approvals.decision.rejected": "Rejected",
+    "approvals.decided_at": "Decided at",
+    "approvals.decision_reason": "Decision note",
+    "approvals.history": "Case history",
+    "approvals.payments": "Payments",
+    "approvals.audit": "Changes",
+    "approvals.comment": "Comment (required to reject)",
+    "approvals.comment_help": "Saved with your decision. A rejection without a "
+    "reason is not accepted.",
+    "approvals.approve": "Approve",
+    "approvals.reject": "Reject",
+    "approvals.passed_up": "Approved. The request now awaits the {level}.",
+    "approvals.decided": "The request is now: {status}.",
+    "approvals.notifications": "Notifications ({count})",
+    "approvals.mark_read": "Mark all read",
+    "approvals.mine": "My requests",
+    "approvals.all": "All requests",
+    "approvals.cancel_reason.request_case_closed": "The case was closed before the "
+    "decision.",
+    "approvals.cancel_reason.request_balance_changed": "Payments changed the balance "
+    "before the decision.",
+    "approvals.limits": "Authority limits",
+    "approvals.limit.team_lead": "Team-lead limit (CNY)",
+    "approvals.limit.manager": "Manager limit (CNY)",
+    "approvals.limits_help": "Up to the team-lead limit a team lead's approval is "
+    "final, up to the manager limit a manager's; above it a manager and then an "
+    "admin approve. Waiting requests meet the new limits at their next approval.",
+    "approvals.save_limits": "Save limits",
+    "approvals.limits_saved": "Limits saved.",
+    "notify.approval_waiting": "{kind} of {amount} on case {case_no} awaits your "
+    "decision.",
+    "notify.approval_approved": "Your request ({kind} of {amount}) on case {case_no} "
+    "was approved.",
+    "notify.approval_rejected": "Your request ({kind} of {amount}) on case {case_no} "
+    "was rejected: {reason}",
+    "notify.approval_cancelled": "Your request ({kind} of {amount}) on case "
+    "{case_no} was cancelled: {reason}",
+    "requests.title": "Settlement and write-off requests",
+    "requests.closed_case": "This case is closed and takes no new request.",
+    "requests.basis": "Settlement given as",
+    "requests.basis.amount": "Discount",
+    "requests.basis.new_balance": "New balance",
+    "requests.basis_help": "For a settlement, enter the discount off the balance or "
+    "the balance the debtor still pays. A write-off covers the whole balance.",
+    "requests.figure": "Amount (CNY)",
+    "requests.figure_help": "Current balance: {balance}. Leave empty for a write-off.",
+    "requests.submit": "Submit request",
+    "requests.filed": "Request #{id} filed. It awaits the {level}.",
+    "audit.title": "Audit log",
+    "audit.case_no": "Case number",
+    "audit.user": "User",
+    "audit.action": "Action",
+    "audit.date_from": "From",
+    "audit.date_to": "To",
+    "audit.count": "{count}{more} entries on page {page}.",
+    "audit.empty": "No entry matches these filters.",
+    "audit.id": "Entry",
+    "audit.at": "Time",
+    "audit.entity": "Object",
+    "audit.entity_id": "Object id",
+    "audit.before": "Before",
+    "audit.after": "After",
+    "audit.detail": "Detail",
+    "audit.entry": "Entry {id}: {action}",
+    "audit.prepare_export": "Export the matching entries",
+    "audit.download": "Download {count} entries (.xlsx)",
+    # Assignment board, segments and strategies
+    "nav.board": "Assignment board",
+    "nav.strategies": "Segments and strategies",
+    "segment.special": "Special",
+    "segment.heavy": "Heavy",
+    "segment.light": "Light",
+    "segment.standard": "Standard",
+    "segment.none": "Unclassified",
+    "reason.no_active_collector": "No active collector",
+    "reason.no_collector_for_region": "No collector serves the province",
+    "reason.no_collector_with_skill": "No collector with the needed skill",
+    "reason.all_at_capacity": "All suitable collectors are at capacity",
+    "reason.none": "Not yet assigned",
+    "event.segment_changed": "Segment changed",
+    "event.assigned": "Assigned",
+    "event.reassigned": "Reassigned",
+    "event.switched": "Collector switched",
+    "event.recalled": "Recalled",
+    "event.none": "—",
+    "board.title": "Assignment board",
+    "board.caption": "Open cases per collector, unassigned cases with the reason, "
+    "automatic assignment with a preview, and moves by hand. Every move is kept in "
+    "the case history and the audit log.",
+    "board.creditor": "Creditor",
+    "board.creditor_help": "Limits the unassigned cases and automatic assignment to "
+    "one creditor. Collectors' load always counts all their open cases.",
+    "board.all_creditors": "All creditors",
+    "board.tab.load": "Load",
+    "board.tab.manual": "Assign by hand",
+    "board.tab.auto": "Automatic assignment",
+    "board.tab.recall": "Recall",
+    "board.tab.collectors": "Collectors",
+    "board.metric.collectors": "Collectors",
+    "board.metric.open_cases": "Open cases assigned",
+    "board.metric.unassigned": "Unassigned cases",
+    "board.metric.to_assign": "Cases to assign",
+    "board.metric.left": "Cases left unassigned",
+    "board.collector": "Collector",
+    "board.name": "Name",
+    "board.team": "Team",
+    "board.state": "State",
+    "board.state.active": "Active",
+    "board.state.paused": "Paused",
+    "board.state.inactive": "Inactive",
+    "board.open_cases": "Open cases",
+    "board.balance": "Balance",
+    "board.capacity": "Capacity",
+    "board.load": "Load",
+    "board.segment": "Segment",
+    "board.cases": "Cases",
+    "board.chart_title": "Open cases by collector and segment",
+    "board.no_collectors": "No collectors yet. Add users with the collector role "
+    "first.",
+    "board.source": "Cases of",
+    "board.unassigned": "Unassigned cases",
+    "board.unassigned_shown": "Showing the first {shown} of {total} unassigned "
+    "cases. Choose a creditor to narrow the list.",
+    "board.reload": "Reload the case list",
+    "board.no_cases": "No open cases here.",
+    "board.status_or_reason": "Status or reason",
+    "board.pick_cases": "Cases to move",
+    "board.target": "Assign to",
+    "board.reason": "Reason",
+    "board.reason_help": "Required. It is kept in the case history and the audit log.",
+    "board.assign": "Assign selected cases",
+    "board.pick_first": "Choose the cases and the collector first.",
+    "board.assigned": "{count} cases assigned to {collector}.",
+    "board.switch_title": "Switch collector (换人催收)",
+    "board.switch_help": "Gives a case to a collector who has never held it, for "
+    "a debtor that needs a fresh approach.",
+    "board.switch_case": "Case",
+    "board.switch_target": "New collector",
+    "board.switch_auto": "Pick by the assignment rule",
+    "board.switch": "Switch collector",
+    "board.switched": "Case {case_no} now belongs to {collector}.",
+    "board.history": "History of case {case_no}",
+    "board.history.at": "Time",
+    "board.history.kind": "Change",
+    "board.history.by": "By",
+    "board.history.from": "From",
+    "board.history.to": "To",
+    "board.auto_help": "New cases go to active collectors who serve the province, "
+    "have the skill the segment needs and are under capacity; the one with the "
+    "least open balance gets each case. Preview first, then apply the same plan.",
+    "board.reason_column": "Reason",
+    "board.preview": "Preview automatic assignment",
+    "board.preview_title": "Preview",
+    "board.new_cases": "New cases",
+    "board.new_balance": "New balance",
+    "board.apply": "Apply this assignment",
+    "board.applied": "{assigned} cases assigned; {left} left unassigned.",
+    "board.no_recall": "No batch has reached its recall date with open cases.",
+    "board.recall_batch": "Batch",
+    "board.recall_option": "{batch} · {creditor} · recall date {date} · {count} "
+    "open cases",
+    "board.recall": "Recall open cases (退案)",
+    "board.recalled": "{count} cases of batch {batch} recalled.",
+    "board.regions": "Regions served",
+    "board.skill": "Skill (1–3)",
+    "board.active": "Active",
+    "board.paused": "Paused",
+    "board.paused_help": "A paused collector keeps the login and the cases but "
+    "gets no new cases.",
+    "board.save_collector": "Save collector",
+    "board.collector_saved": "Collector {username} saved.",
+    "board.move_title": "Move the {count} open cases of this collector",
+    "board.move_target": "Move to",
+    "board.move_auto": "Spread by the assignment rule",
+    "board.move": "Move open cases",
+    "board.moved": "{moved} cases moved; {left} stay because no collector fits them.",
+    "strategies.title": "Segments and strategies",
+    "strategies.caption": "Rules put each open case in a segment with a collection "
+    "strategy. Every save creates a new version; earlier versions stay in the "
+    "history.",
+    "strategies.defaults": "Built-in defaults (version 0).",
+    "strategies.saved_by": "Version {version}, saved by {username} at {at}.",
+    "strategies.rules": "Segment rules",
+    "strategies.rules_help": "Rules are checked top to bottom and the first that "
+    "matches sets the segment. Rows with the same rule number form one rule. A rule "
+    "without a field matches every case and must come last. Fields: total_due, "
+    "balance, dpd (days past due today), bucket, customer_type (individual, "
+    "company), product, province, risk_grade.",
+    "strategies.rule": "Rule",
+    "strategies.segment": "Segment",
+    "strategies.strategy": "Strategy",
+    "strategies.match": "Match",
+    "strategies.match_help": "all: every condition must hold; any: one is enough.",
+    "strategies.field": "Field",
+    "strategies.op": "Operator",
+    "strategies.op_help": "gt >, ge ≥, lt <, le ≤, eq = for numbers; in and not_in "
+    "for lists.",
+    "strategies.value": "Value",
+    "strategies.value_help": "A number, or a comma-separated list of values.",
+    "strategies.note": "Note for the history",
+    "strategies.save_rules": "Save rules as a new version",
+    "strategies.rules_saved": "Segment rules saved as version {version}.",
+    "strategies.history": "Earlier versions of the rules",
+    "strategies.version": "Version",
+    "strategies.by": "Saved by",
+    "strategies.at": "Saved at",
+    "strategies.strategies": "Strategies",
+    "strategies.pick": "Strategy",
+    "strategies.new": "New strategy",
+    "strategies.code": "Code",
+    "strategies.code_help": "Lower-case letters, digits and _, starting with a "
+    "letter; rules refer to it.",
+    "strategies.name": "Name",
+    "strategies.min_skill": "Minimum collector skill",
+    "strategies.min_skill_help": "Only collectors with at least this skill get "
+    "cases of this strategy.",
+    "strategies.first_contact_hours": "First contact due within (hours)",
+    "strategies.day": "Day",
+    "strategies.channel": "Channel",
+    "strategies.target": "Target",
+    "strategies.every_days": "Repeat every (days)",
+    "strategies.every_days_help": "Empty runs the step once.",
+    "strategies.escalation": "Escalation",
+    "strategies.escalation_help": "When the step goes to the team lead: none, "
+    "no_contact, no_right_party, no_promise or promise_broken.",
+    "strategies.save": "Save strategy as a new version",
+    "strategies.strategy_saved": "Strategy {code} saved as version {version}.",
+    "strategies.classify_title": "Classify open cases again",
+    "strategies.classify_help": "Days past due grow every day, so cases move "
+    "between segments. Imports and automatic assignment classify their cases; this "
+    "classifies every open case now.",
+    "strategies.classify": "Classify open cases",
+    "strategies.classified": "{changed} cases updated, {moved} moved to another "
+    "segment.",
+    "error.strategy_unknown": "Strategy {strategy} does not exist. Use one of: "
+    "{allowed}, or create it first.",
+    "error.assignment_plan_changed": "The cases or collectors changed since the "
+    "preview, so nothing was assigned. Preview again and check the new plan.",
+    "error.cases_changed_during_move": "{count} cases changed during the move, so "
+    "nothing was moved. Reload the board and try again.",
+    "error.case_changed": "Case {case_no} was changed by {by} at {at}, after this "
+    "board was loaded. Nothing was moved; reload the board and try again.",
+    "error.case_closed": "Case {case_no} is closed ({status}) and cannot be assigned.",
+    "error.case_already_with": "Case {case_no} already belongs to that collector.",
+    "error.collector_not_found": "Collector {user_id} was not found.",
+    "error.collector_not_your_team": "Collector {username} belongs to another team.",
+    "error.collector_inactive": "Collector {username} is inactive. Activate the "
+    "collector or choose another.",
+    "error.collector_paused": "Collector {username} is paused and gets no cases. "
+    "Choose another collector.",
+    "error.collector_full": "Collector {username} has {open_cases} of "
+    "{capacity} open cases and cannot take {count} more. Raise the capacity or "
+    "choose another collector.",
+    "error.case_not_assigned": "Case {case_no} has no collector yet. Assign it "
+    "instead of switching.",
+    "error.switch_to_previous": "{username} has held case {case_no} before. A "
+    "switch needs a collector who never held it.",
+    "error.switch_no_candidate": "No collector can take case {case_no}: everyone "
+    "who serves its province with the needed skill and free capacity has held it "
+    "before.",
+    "error.collector_not_paused": "Collector {username} is active. Pause the "
+    "collector before moving all open cases.",
+    "error.recall_date_missing": "Batch {batch} has no recall date.",
+    "error.recall_not_due": "Batch {batch} may be recalled from {date} on.",
+    "error.not_a_collector": "{username} is not a collector.",
 }

@@ -131,31 +131,41 @@ def test_stale_user_edit_refused(session):
     admin = make_user(session, "boss", role="admin")
     collector = make_user(session, "ann")
     version = session.get(User, collector.id).version
-    users.change_user(session=session, actor=admin,
-                      data=users.UserChange(user_id=collector.id, version=version,
-                                            skill=2))
+    users.change_user(
+        session=session,
+        actor=admin,
+        data=users.UserChange(user_id=collector.id, version=version, skill=2),
+    )
     with pytest.raises(Conflict):
-        users.change_user(session=session, actor=admin,
-                          data=users.UserChange(user_id=collector.id, version=version,
-                                                skill=3))
+        users.change_user(
+            session=session,
+            actor=admin,
+            data=users.UserChange(user_id=collector.id, version=version, skill=3),
+        )
 
 
 def test_last_admin_cannot_be_demoted(session):
     admin = make_user(session, "boss", role="admin")
     user = session.get(User, admin.id)
     with pytest.raises(InvalidInput):
-        users.change_user(session=session, actor=admin,
-                          data=users.UserChange(user_id=user.id, version=user.version,
-                                                role="manager"))
+        users.change_user(
+            session=session,
+            actor=admin,
+            data=users.UserChange(
+                user_id=user.id, version=user.version, role="manager"
+            ),
+        )
 
 
 def test_user_change_audited_with_before_after(session):
     admin = make_user(session, "boss", role="admin")
     collector = make_user(session, "ann", team="North", regions=["广东"])
     version = session.get(User, collector.id).version
-    users.change_user(session=session, actor=admin,
-                      data=users.UserChange(user_id=collector.id, version=version,
-                                            capacity=50))
+    users.change_user(
+        session=session,
+        actor=admin,
+        data=users.UserChange(user_id=collector.id, version=version, capacity=50),
+    )
     entry = session.scalars(
         select(AuditEntry).where(AuditEntry.action == "user_changed")
     ).one()
@@ -165,8 +175,11 @@ def test_user_change_audited_with_before_after(session):
 
 def test_audit_rows_cannot_change(session):
     make_user(session, "boss", role="admin")
-    for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log",
-                      "TRUNCATE audit_log"):
+    for statement in (
+        "UPDATE audit_log SET action = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
         with pytest.raises(Exception, match="append-only"):
             session.execute(text(statement))
         session.rollback()
