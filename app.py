@@ -13,15 +13,29 @@ PAGES = {
     "intake": ("pages/intake.py", "nav.intake", ":material/upload_file:"),
     "users": ("pages/users.py", "nav.users", ":material/group:"),
     "account": ("pages/account.py", "nav.account", ":material/settings:"),
+    "payments": ("pages/payments.py", "nav.payments", ":material/payments:"),
+    "approvals": ("pages/approvals.py", "nav.approvals", ":material/approval:"),
+    "audit": ("pages/audit.py", "nav.audit", ":material/policy:"),
+    "board": ("pages/board.py", "nav.board", ":material/assignment_ind:"),
+    "strategies": ("pages/strategies.py", "nav.strategies", ":material/rule:"),
 }
 
 ROLE_PAGES = {
-    "admin": ["cases", "intake", "users", "account"],
-    "manager": ["cases", "intake", "account"],
-    "team_lead": ["cases", "account"],
-    "collector": ["cases", "account"],
-    "finance": ["cases", "account"],
-    "auditor": ["cases", "account"],
+    "admin": [
+        "cases",
+        "intake",
+        "board",
+        "strategies",
+        "users",
+        "approvals",
+        "audit",
+        "account",
+    ],
+    "manager": ["cases", "intake", "board", "approvals", "account"],
+    "team_lead": ["cases", "board", "approvals", "account"],
+    "collector": ["cases", "approvals", "account"],
+    "finance": ["cases", "payments", "account"],
+    "auditor": ["cases", "audit", "account"],
 }
 
 

@@ -20,7 +20,7 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "heads") -> None:
+def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Create the database if needed and migrate it to `revision`."""
     target = url or server_url()
     ensure_database(target)

@@ -181,3 +181,113 @@ if view.extra:
     st.code(json.dumps(view.extra, ensure_ascii=False, indent=2), language="json")
 else:
     st.write(t("intake.none"))
+
+
+# ---------------------------------------------------------------------------------
+# Settlement and write-off requests on this case: the case's requests, and the
+# request form for its collector or team lead.
+# ---------------------------------------------------------------------------------
+
+
+def _approval_requests_section(view) -> None:
+    from decimal import Decimal
+
+    from db.models import OPEN_STATUSES
+    from recova.errors import RecovaError
+    from services import approvals
+    from services.users import validated
+
+    st.divider()
+    st.subheader(t("requests.title"))
+    existing = ui.call(approvals.list_case_requests, actor=actor, case_id=view.id)
+    if existing:
+        st.dataframe(
+            pl.DataFrame(
+                {
+                    t("approvals.kind"): [
+                        t(f"approvals.kind.{row['kind']}") for row in existing
+                    ],
+                    t("approvals.amount"): [
+                        format_money(row["amount"], lang) for row in existing
+                    ],
+                    t("approvals.status"): [
+                        t(f"approvals.status.{row['status']}") for row in existing
+                    ],
+                    t("approvals.requested_by"): [
+                        row["requested_by"] for row in existing
+                    ],
+                    t("approvals.reason"): [row["reason"] for row in existing],
+                }
+            ),
+            hide_index=True,
+            key="case_requests_table",
+        )
+    if actor.role not in approvals.REQUESTER_ROLES:
+        return
+    if view.status not in OPEN_STATUSES:
+        st.caption(t("requests.closed_case"))
+        return
+
+    with st.form(f"approval_request_{view.id}", clear_on_submit=True):
+        kind = st.radio(
+            t("approvals.kind"),
+            ["settlement", "write_off"],
+            format_func=lambda value: t(f"approvals.kind.{value}"),
+            horizontal=True,
+            key="request_kind",
+        )
+        basis = st.radio(
+            t("requests.basis"),
+            ["amount", "new_balance"],
+            format_func=lambda value: t(f"requests.basis.{value}"),
+            horizontal=True,
+            key="request_basis",
+            help=t("requests.basis_help"),
+        )
+        figure = st.text_input(
+            t("requests.figure"),
+            key="request_figure",
+            help=t("requests.figure_help", balance=format_money(view.balance, lang)),
+        )
+        reason = st.text_area(t("approvals.reason"), key="request_reason")
+        evidence = st.text_input(t("approvals.evidence"), key="request_evidence")
+        evidence_file = st.file_uploader(
+            t("payments.evidence_file"), key="request_evidence_file"
+        )
+        submitted = st.form_submit_button(t("requests.submit"), type="primary")
+    if not submitted:
+        return
+
+    figure_text = figure.replace(",", "").strip() or None
+    values = {
+        "case_id": view.id,
+        "kind": kind,
+        "reason": reason,
+        "evidence": evidence or None,
+    }
+    if kind == "write_off":
+        values["amount"] = figure_text or Decimal(view.balance)
+    else:
+        values["amount" if basis == "amount" else "new_balance"] = figure_text
+    attachment = None
+    if evidence_file is not None:
+        attachment = (evidence_file.name, evidence_file.getvalue())
+    try:
+        data = validated(approvals.NewRequest, **values)
+    except RecovaError as error:
+        ui.show_error(error)
+        return
+    request = ui.call(
+        approvals.request_approval, actor=actor, data=data, evidence_file=attachment
+    )
+    if request is not None:
+        st.success(
+            t(
+                "requests.filed",
+                id=request.id,
+                level=t(f"approvals.level.{request.next_level}"),
+            )
+        )
+
+
+_approval_requests_section(view)

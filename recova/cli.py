@@ -245,6 +245,61 @@ def _print_report(data: dict[str, Any]) -> None:
         typer.echo("nothing imported: all-or-nothing mode and some rows were rejected")
 
 
+@import_app.command("payments")
+def import_payments_command(
+    file: Annotated[Path, typer.Argument(help="CSV or Excel payment file")],
+    creditor: Annotated[str, typer.Option(help="Name of an existing creditor")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object")
+    ] = False,
+) -> None:
+    """Post a creditor's payment file; unmatched payments go to the finance queue."""
+    from services.payments import (
+        PaymentImportRequest,
+        finance_operator,
+        import_payments,
+    )
+
+    if not file.is_file():
+        _usage(f"file not found: {file}")
+    actor = replace(finance_operator(), language=_language())
+    try:
+        with _session() as session:
+            report = import_payments(
+                session=session,
+                actor=actor,
+                request=PaymentImportRequest(creditor=creditor),
+                content=file.read_bytes(),
+                filename=file.name,
+            )
+    except RecovaError as error:
+        _fail(error, 1, as_json)
+    data = report.as_json()
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    _print_payment_report(data)
+
+
+def _print_payment_report(data: dict[str, Any]) -> None:
+    typer.echo(
+        f"payment import {data['import_id']}: {data['posted']} posted "
+        f"({data['recovered_total']} net), {len(data['unmatched'])} unmatched, "
+        f"{len(data['duplicates_skipped'])} repeats skipped, "
+        f"{len(data['rejected'])} rejected"
+    )
+    for issue in data["file_issues"] + data["rejected"]:
+        typer.echo(f"  rejected row {issue['row']}: {issue['message']}")
+    for repeat in data["duplicates_skipped"]:
+        typer.echo(f"  skipped row {repeat['row']}: {repeat['transaction']} repeated")
+    for transaction in data["unmatched"]:
+        typer.echo(f"  unmatched: {transaction}")
+    for case_no in data["paid_in_full"]:
+        typer.echo(f"  paid in full: {case_no}")
+    for case_no, amount in data["overpaid"].items():
+        typer.echo(f"  overpaid: {case_no} by {amount}")
+
+
 @case_app.command("show")
 def case_show(
     case_no: Annotated[str, typer.Argument(help="Case number")],
@@ -273,6 +328,69 @@ def case_show(
         return
     for key, value in data.items():
         typer.echo(f"{key}: {value}")
+
+
+@app.command("assign")
+def assign_command(
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Assign every new case by the automatic rule")
+    ] = False,
+    creditor: Annotated[
+        str | None, typer.Option(help="Assign only this creditor's new cases")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the result without saving it")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object")
+    ] = False,
+) -> None:
+    """Assign new cases to collectors and print who got which case.
+
+    Prints `assigned` (case number to user name), `unassigned` (case number to
+    reason) and each collector's open cases and balance. A case number that two
+    creditors share in one run is printed as CASE_NO@CREDITOR.
+    """
+    from services.actors import Actor
+    from services.assignment import auto_assign
+
+    if not auto:
+        _usage("recova assign needs --auto (the automatic rule is the only mode)")
+    actor = replace(Actor.operator(), language=_language())
+    try:
+        with _session() as session:
+            result = auto_assign(
+                session=session, actor=actor, creditor=creditor, dry_run=dry_run
+            )
+    except RecovaError as error:
+        _fail(error, 1, as_json)
+    data = result.as_json()
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        _print_assignment(data)
+
+
+def _print_assignment(data: dict[str, Any]) -> None:
+    from recova.i18n import translate
+
+    if data["dry_run"]:
+        typer.echo("dry run: nothing was saved")
+    typer.echo(
+        f"{len(data['assigned'])} assigned, {len(data['unassigned'])} unassigned"
+    )
+    typer.echo("assigned:")
+    for case_no, username in data["assigned"].items():
+        typer.echo(f"  {case_no} -> {username}")
+    typer.echo("unassigned:")
+    for case_no, reason in data["unassigned"].items():
+        typer.echo(f"  {case_no}: {translate(f'reason.{reason}', _language())}")
+    typer.echo("collectors:")
+    for username, load in data["collectors"].items():
+        typer.echo(
+            f"  {username}: {load['open_cases']} open cases, balance "
+            f"{load['balance']} (+{load['new_cases']} cases, +{load['new_balance']})"
+        )
 
 
 def main() -> None:

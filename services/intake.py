@@ -1,14 +1,18 @@
 """Case intake: a creditor's placement file becomes one batch of cases.
 
-The file is parsed and checked in polars, written with COPY into a temporary staging
-table, and moved into debtors, contacts and cases with a few INSERT ... SELECT
-statements. The whole batch is one transaction, so a crash or a cancelled upload
-leaves nothing behind.
+The file is parsed and checked in polars. Case numbers the creditor already has are
+dropped, and each row gets its debtor: an existing one by ID number, else an id drawn
+from the debtors' sequence. Debtor ids, buckets, balances and the batch's dates are
+filled in polars, and the rows go straight into debtors, contacts and cases with COPY.
+Lookups of existing case numbers and debtors run only for a creditor that has them,
+as one join against a temporary table of the file's keys. The whole batch is one
+transaction, so a crash or a cancelled upload leaves nothing behind.
 """
 
 import hashlib
 import io
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,7 +28,7 @@ from sqlalchemy.orm import Session
 from db.models import Batch, BatchFile, Creditor
 from recova.errors import InvalidInput, NotFound
 from recova.settings import get_settings
-from services import audit
+from services import audit, segments
 from services.actors import Actor, require_role
 from services.files import FileRejected
 from services.files.headers import normalise_header
@@ -45,33 +49,23 @@ STORED_ISSUES = 10_000
 
 Progress = Callable[[float, str], None]
 
-STAGING_COLUMNS = {
-    "row": "integer",
-    "case_no": "text",
-    "name": "text",
-    "id_number": "text",
-    "phone": "text",
-    "email": "text",
-    "address": "text",
-    "province": "text",
-    "city": "text",
-    "customer_type": "text",
-    "product": "text",
-    "contract_no": "text",
-    "principal": "numeric(14,2)",
-    "interest": "numeric(14,2)",
-    "fees": "numeric(14,2)",
-    "total_due": "numeric(14,2)",
-    "dpd_at_placement": "integer",
-    "overdue_since": "date",
-    "placement_date": "date",
-    "recall_date": "date",
-    "contact_name": "text",
-    "contact_relation": "text",
-    "contact_phone": "text",
-    "note": "text",
-    "extra": "jsonb",
-}
+# The part of the progress bar that writing the cases fills.
+CASES_PROGRESS_START = 0.6
+CASES_PROGRESS_SPAN = 0.3
+# Days past due at which each bucket ends; older debts are in OLDEST_BUCKET.
+BUCKET_LIMITS = (
+    (30, "M1"),
+    (60, "M2"),
+    (90, "M3"),
+    (120, "M4"),
+    (150, "M5"),
+    (180, "M6"),
+)
+OLDEST_BUCKET = "M7+"
+IMPORT_WORK_MEM = "128MB"
+# The first 11 bytes of PostgreSQL's binary COPY format. Flags and the length of a
+# header extension follow (both 0 here), then the tuples and a 16-bit -1 as the end.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 class ImportRequest(BaseModel):
@@ -316,14 +310,17 @@ def import_cases(
         return report
 
     report_progress(0.3, "write")
+    _tune_transaction(session)
     _lock_creditor(session, creditor.id)
     batch = _new_batch(session, actor, creditor, request, parsed, content, filename)
-    _create_staging(session)
-    _copy_rows(session, parsed.cases, report_progress)
-    report.skipped_existing = _drop_existing(session, creditor.id)
-    report_progress(0.85, "link")
-    _assign_debtor_ids(session, creditor.id)
-    imported, total = _insert_cases(session, batch)
+    cases, report.skipped_existing = _drop_existing(session, creditor.id, parsed.cases)
+
+    report_progress(0.4, "link")
+    cases = _assign_debtor_ids(session, creditor.id, cases)
+    _insert_debtors(session, creditor.id, cases)
+    _insert_contacts(session, cases)
+
+    imported, total = _insert_cases(session, batch, cases, report_progress)
     report.imported = imported
     report.total_due_imported = total
 
@@ -332,6 +329,7 @@ def import_cases(
     batch.report = _stored_report(report)
     if request.save_mapping and request.mapping is not None:
         _save_mapping(session, actor, creditor, request.mapping)
+    segments.classify_batch(session, batch.id)
     audit.record(
         session,
         actor,
@@ -428,141 +426,328 @@ def _new_batch(
     )
     session.add(batch)
     session.flush()
-    session.add(BatchFile(batch_id=batch.id, content=content))
-    session.flush()
+    _store_file(session, batch.id, content)
     return batch
 
 
-def _create_staging(session: Session) -> None:
-    columns = ", ".join(f"{name} {kind}" for name, kind in STAGING_COLUMNS.items())
+def _store_file(session: Session, batch_id: int, content: bytes) -> None:
+    """Store the original file with a binary COPY of one batch_files row.
+
+    psycopg 3.3 took 6 s to send a 166 MiB file as a query parameter, and 0.04 s for
+    10 MB, so the time grows faster than the size. COPY sends the file in pieces and
+    stored the 166 MiB in about 1 s. The file is written without a copy of the row.
+    """
+    header = COPY_SIGNATURE + struct.pack("!ii", 0, 0)
+    # One tuple of two fields: the 4-byte batch id, then the file.
+    fields = struct.pack("!hiii", 2, 4, batch_id, len(content))
+    statement = "COPY batch_files (batch_id, content) FROM STDIN (FORMAT binary)"
+    with _driver_connection(session).cursor().copy(statement) as copy:
+        copy.write(header + fields)
+        copy.write(content)
+        copy.write(struct.pack("!h", -1))
+
+
+def _tune_transaction(session: Session) -> None:
+    # The same as SET LOCAL, so it ends with the import's transaction. At the default
+    # work_mem of 4 MB, a million-row import spills to temporary files the id
+    # allocation's series (about 13 MB), the classification's list of changed cases
+    # (55 MB) and the hash tables of the key joins.
     session.execute(
-        text(
-            f"CREATE TEMP TABLE intake_staging ({columns}, debtor_id bigint, "
-            "new_debtor boolean NOT NULL DEFAULT false) ON COMMIT DROP"
+        text("SELECT set_config('work_mem', :work_mem, true)"),
+        {"work_mem": IMPORT_WORK_MEM},
+    )
+
+
+def _drop_existing(
+    session: Session, creditor_id: int, cases: pl.DataFrame
+) -> tuple[pl.DataFrame, list[str]]:
+    """Remove the rows whose case number the creditor already has.
+
+    Return the remaining rows and the removed case numbers in row order. The lookup
+    runs only when the creditor has cases: the file's case numbers go to a temporary
+    table with COPY, and one join finds the existing ones.
+    """
+    if cases.is_empty() or not _creditor_has(session, "cases", creditor_id):
+        return cases, []
+
+    _temp_table(session, "intake_case_numbers", cases.select("case_no"))
+    existing = _select_frame(
+        session,
+        "SELECT k.case_no FROM intake_case_numbers k "
+        "JOIN cases c ON c.case_no = k.case_no WHERE c.creditor_id = :creditor",
+        {"creditor": creditor_id},
+        {"case_no": pl.Utf8},
+    )
+    is_existing = pl.col("case_no").is_in(existing.get_column("case_no").implode())
+    skipped = cases.filter(is_existing).get_column("case_no").to_list()
+    return cases.filter(~is_existing), skipped
+
+
+def _creditor_has(session: Session, table: str, creditor_id: int) -> bool:
+    """Return whether the creditor has rows in `table` ("cases" or "debtors")."""
+    # Only debtors with an ID number can match a row, and the unique index on
+    # (creditor_id, id_number) covers exactly those.
+    condition = "AND id_number IS NOT NULL" if table == "debtors" else ""
+    return bool(
+        session.scalar(
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM {table} "
+                f"WHERE creditor_id = :creditor {condition})"
+            ),
+            {"creditor": creditor_id},
         )
     )
 
 
-def _copy_rows(session: Session, frame: pl.DataFrame, progress: Progress) -> None:
-    """Send the parsed rows to the staging table with COPY, in chunks for progress."""
-    columns = list(STAGING_COLUMNS)
-    frame = frame.select(
+def _assign_debtor_ids(
+    session: Session, creditor_id: int, cases: pl.DataFrame
+) -> pl.DataFrame:
+    """Add `debtor_id` and `new_debtor` to each row.
+
+    A row whose ID number the creditor already has gets that debtor. Rows sharing a
+    new ID number share one new debtor, and a row without an ID number gets a debtor
+    of its own. New ids come from the debtors' sequence.
+    """
+    numbers = cases.select("id_number").drop_nulls().unique(maintain_order=True)
+    existing = _existing_debtors(session, creditor_id, numbers)
+    fresh = numbers.filter(
+        ~pl.col("id_number").is_in(existing.get_column("id_number").implode())
+    )
+    unnumbered = cases.filter(pl.col("id_number").is_null())
+    ids = _allocate_debtor_ids(session, fresh.height + unnumbered.height)
+
+    debtors = pl.concat(
         [
-            pl.col(name) if name in frame.columns else pl.lit(None).alias(name)
-            for name in columns
+            existing.with_columns(new_debtor=pl.lit(False)),
+            fresh.with_columns(
+                debtor_id=ids.head(fresh.height), new_debtor=pl.lit(True)
+            ),
         ]
     )
-    cursor = session.connection().connection.driver_connection.cursor()
-    statement = f"COPY intake_staging ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
-    total = max(frame.height, 1)
-    for offset in range(0, frame.height, COPY_CHUNK_ROWS):
-        chunk = frame.slice(offset, COPY_CHUNK_ROWS)
-        buffer = io.BytesIO()
-        chunk.write_csv(buffer, include_header=False, null_value="")
-        with cursor.copy(statement) as copy:
-            copy.write(buffer.getvalue())
-        progress(0.3 + 0.5 * min(offset + chunk.height, total) / total, "write")
-
-
-def _drop_existing(session: Session, creditor_id: int) -> list[str]:
-    rows = session.execute(
-        text(
-            "DELETE FROM intake_staging s USING cases c "
-            "WHERE c.creditor_id = :creditor AND c.case_no = s.case_no "
-            "RETURNING s.row, s.case_no"
-        ),
-        {"creditor": creditor_id},
-    ).all()
-    return [case_no for _, case_no in sorted(rows)]
-
-
-def _assign_debtor_ids(session: Session, creditor_id: int) -> None:
-    """Give each staged row its debtor: an existing one by ID number, else a new id."""
-    sequence = "pg_get_serial_sequence('debtors', 'id')"
-    session.execute(
-        text(
-            "UPDATE intake_staging s SET debtor_id = d.id FROM debtors d "
-            "WHERE d.creditor_id = :creditor AND d.id_number = s.id_number"
-        ),
-        {"creditor": creditor_id},
+    numbered = cases.filter(pl.col("id_number").is_not_null()).join(
+        debtors, on="id_number", how="left", maintain_order="left"
     )
-    session.execute(
-        text(
-            f"WITH fresh AS (SELECT id_number, nextval({sequence}) AS id FROM "
-            "(SELECT DISTINCT id_number FROM intake_staging "
-            " WHERE debtor_id IS NULL AND id_number IS NOT NULL) AS numbers) "
-            "UPDATE intake_staging s SET debtor_id = fresh.id, new_debtor = true "
-            "FROM fresh WHERE s.id_number = fresh.id_number AND s.debtor_id IS NULL"
+    unnumbered = unnumbered.with_columns(
+        debtor_id=ids.tail(unnumbered.height), new_debtor=pl.lit(True)
+    )
+    return pl.concat([numbered, unnumbered]).sort("row")
+
+
+def _existing_debtors(
+    session: Session, creditor_id: int, numbers: pl.DataFrame
+) -> pl.DataFrame:
+    """Return `id_number` and `debtor_id` of the creditor's debtors among `numbers`."""
+    schema = {"id_number": pl.Utf8, "debtor_id": pl.Int64}
+    if numbers.is_empty() or not _creditor_has(session, "debtors", creditor_id):
+        return pl.DataFrame(schema=schema)
+
+    _temp_table(session, "intake_id_numbers", numbers)
+    return _select_frame(
+        session,
+        "SELECT k.id_number, d.id AS debtor_id FROM intake_id_numbers k "
+        "JOIN debtors d ON d.id_number = k.id_number WHERE d.creditor_id = :creditor",
+        {"creditor": creditor_id},
+        schema,
+    )
+
+
+def _allocate_debtor_ids(session: Session, count: int) -> pl.Series:
+    """Take `count` ids from the debtors' sequence in one statement.
+
+    The ids may have gaps, because other transactions can draw from the sequence at
+    the same time.
+    """
+    if count == 0:
+        return pl.Series("debtor_id", [], dtype=pl.Int64)
+    # MATERIALIZED looks the sequence up once, not once per id.
+    ids = _select_frame(
+        session,
+        "WITH s AS MATERIALIZED "
+        "(SELECT pg_get_serial_sequence('debtors', 'id')::regclass AS sequence) "
+        "SELECT nextval(s.sequence) AS debtor_id "
+        "FROM s, generate_series(1, :count)",
+        {"count": count},
+        {"debtor_id": pl.Int64},
+    )
+    return ids.get_column("debtor_id")
+
+
+def _insert_debtors(session: Session, creditor_id: int, cases: pl.DataFrame) -> None:
+    """COPY the new debtors, each with the values of its first row in the file."""
+    phone = pl.col("phone")
+    debtors = (
+        cases.filter(pl.col("new_debtor"))
+        .unique(subset="debtor_id", keep="first", maintain_order=True)
+        .select(
+            pl.col("debtor_id").alias("id"),
+            pl.lit(creditor_id).alias("creditor_id"),
+            "name",
+            "id_number",
+            # Parsed phones are digits only, so the array literal needs no escaping.
+            pl.when(phone.is_null())
+            .then(pl.lit("{}"))
+            .otherwise(pl.concat_str(pl.lit("{"), phone, pl.lit("}")))
+            .alias("phones"),
+            "email",
+            "address",
+            "province",
+            "city",
+            pl.col("customer_type").fill_null("individual"),
         )
     )
-    session.execute(
-        text(
-            f"UPDATE intake_staging SET debtor_id = nextval({sequence}), "
-            "new_debtor = true WHERE debtor_id IS NULL"
+    _copy_in(session, "debtors", debtors)
+
+
+def _insert_contacts(session: Session, cases: pl.DataFrame) -> None:
+    """Insert each row's contact, once per debtor, name and phone.
+
+    New debtors' contacts go straight in with COPY. Contacts of debtors that existed
+    before this file go through a temporary table, and only those the debtor does not
+    have yet are inserted.
+    """
+    contacts = (
+        cases.filter(
+            pl.col("contact_name").is_not_null() | pl.col("contact_phone").is_not_null()
+        )
+        .select(
+            "debtor_id",
+            "new_debtor",
+            pl.col("contact_name").alias("name"),
+            pl.col("contact_relation").alias("relation"),
+            pl.col("contact_phone").alias("phone"),
+        )
+        .unique(
+            subset=["debtor_id", "phone", "name"], keep="first", maintain_order=True
         )
     )
+    fresh = contacts.filter(pl.col("new_debtor")).drop("new_debtor")
+    _copy_in(session, "contacts", fresh)
 
-
-BUCKET_SQL = """
-    CASE
-        WHEN current_date - s.overdue_since <= 0 THEN NULL
-        WHEN current_date - s.overdue_since <= 30 THEN 'M1'
-        WHEN current_date - s.overdue_since <= 60 THEN 'M2'
-        WHEN current_date - s.overdue_since <= 90 THEN 'M3'
-        WHEN current_date - s.overdue_since <= 120 THEN 'M4'
-        WHEN current_date - s.overdue_since <= 150 THEN 'M5'
-        WHEN current_date - s.overdue_since <= 180 THEN 'M6'
-        ELSE 'M7+'
-    END
-"""
-
-
-def _insert_cases(session: Session, batch: Batch) -> tuple[int, Decimal]:
-    params = {"creditor": batch.creditor_id, "batch": batch.id}
-    placement, recall = batch.placement_date, batch.recall_date
-    session.execute(
-        text(
-            "INSERT INTO debtors (id, creditor_id, name, id_number, phones, email, "
-            "address, province, city, customer_type) "
-            "SELECT DISTINCT ON (debtor_id) debtor_id, :creditor, name, id_number, "
-            "CASE WHEN phone IS NULL THEN '{}'::varchar[] ELSE ARRAY[phone] END, "
-            "email, address, province, city, coalesce(customer_type, 'individual') "
-            "FROM intake_staging s WHERE new_debtor ORDER BY debtor_id, row"
-        ),
-        params,
-    )
+    known = contacts.filter(~pl.col("new_debtor")).drop("new_debtor")
+    if known.is_empty():
+        return
+    _temp_table(session, "intake_contacts", known)
     session.execute(
         text(
             "INSERT INTO contacts (debtor_id, name, relation, phone) "
-            "SELECT DISTINCT ON (debtor_id, contact_phone, contact_name) debtor_id, "
-            "contact_name, contact_relation, contact_phone FROM intake_staging s "
-            "WHERE (contact_name IS NOT NULL OR contact_phone IS NOT NULL) "
-            "AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.debtor_id = s.debtor_id "
-            "AND c.phone IS NOT DISTINCT FROM s.contact_phone "
-            "AND c.name IS NOT DISTINCT FROM s.contact_name)"
+            "SELECT debtor_id, name, relation, phone FROM intake_contacts s "
+            "WHERE NOT EXISTS (SELECT 1 FROM contacts c "
+            "WHERE c.debtor_id = s.debtor_id AND c.phone IS NOT DISTINCT FROM s.phone "
+            "AND c.name IS NOT DISTINCT FROM s.name)"
         )
     )
-    totals = session.execute(
-        text(
-            "WITH inserted AS ("
-            " INSERT INTO cases (creditor_id, batch_id, debtor_id, case_no, row_no, "
-            " product, contract_no, principal, interest, fees, total_due, balance, "
-            " overdue_since, dpd_at_placement, placement_date, recall_date, bucket, "
-            " status, note, extra) "
-            " SELECT :creditor, :batch, s.debtor_id, s.case_no, s.row, s.product, "
-            " s.contract_no, s.principal, s.interest, s.fees, s.total_due, "
-            " s.total_due, "
-            " s.overdue_since, s.dpd_at_placement, "
-            " coalesce(s.placement_date, :placement), "
-            " coalesce(s.recall_date, :recall), "
-            f" {BUCKET_SQL}, 'new', s.note, coalesce(s.extra, '{{}}'::jsonb) "
-            " FROM intake_staging s ORDER BY s.row "
-            " RETURNING total_due) "
-            "SELECT count(*), coalesce(sum(total_due), 0) FROM inserted"
-        ),
-        {**params, "placement": placement, "recall": recall},
+
+
+def _insert_cases(
+    session: Session, batch: Batch, cases: pl.DataFrame, progress: Progress
+) -> tuple[int, Decimal]:
+    """COPY the batch's cases and return their count and sum of total_due."""
+    rows = cases.select(
+        pl.lit(batch.creditor_id).alias("creditor_id"),
+        pl.lit(batch.id).alias("batch_id"),
+        "debtor_id",
+        "case_no",
+        pl.col("row").alias("row_no"),
+        "product",
+        "contract_no",
+        "principal",
+        "interest",
+        "fees",
+        "total_due",
+        pl.col("total_due").alias("balance"),
+        "overdue_since",
+        "dpd_at_placement",
+        pl.col("placement_date").fill_null(batch.placement_date),
+        pl.col("recall_date").fill_null(pl.lit(batch.recall_date, dtype=pl.Date)),
+        _bucket(segments.local_today()).alias("bucket"),
+        "note",
+        pl.col("extra").fill_null("{}"),
+    )
+
+    def report_written(done: float) -> None:
+        progress(CASES_PROGRESS_START + done * CASES_PROGRESS_SPAN, "write")
+
+    _copy_in(session, "cases", rows, report_written)
+    total = rows.get_column("total_due").sum() or Decimal("0")
+    return rows.height, Decimal(total).quantize(Decimal("0.01"))
+
+
+def _bucket(today: date) -> pl.Expr:
+    """Return the bucket of each row's days past due on `today` (M1 to M7+)."""
+    dpd = (pl.lit(today) - pl.col("overdue_since")).dt.total_days()
+    bucket = pl.when(dpd <= 0).then(pl.lit(None, dtype=pl.Utf8))
+    for limit, name in BUCKET_LIMITS:
+        bucket = bucket.when(dpd <= limit).then(pl.lit(name))
+    return bucket.otherwise(pl.lit(OLDEST_BUCKET))
+
+
+def _temp_table(session: Session, name: str, frame: pl.DataFrame) -> None:
+    """Create a temporary table dropped at commit, COPY `frame` into it, ANALYZE it.
+
+    Column types follow the frame: text for strings, bigint for integers.
+    """
+    types = {pl.Utf8: "text", pl.Int64: "bigint", pl.Int32: "integer"}
+    columns = ", ".join(
+        f"{column} {types[dtype]}" for column, dtype in frame.schema.items()
+    )
+    session.execute(text(f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP"))
+    _copy_in(session, name, frame)
+    # The planner chooses the join to the big table from these row counts.
+    session.execute(text(f"ANALYZE {name}"))
+
+
+def _copy_in(
+    session: Session,
+    table: str,
+    frame: pl.DataFrame,
+    on_chunk: Callable[[float], None] | None = None,
+) -> None:
+    """COPY the frame's columns into the table's columns of the same names.
+
+    The rows go as CSV in chunks. After each chunk, `on_chunk` gets the share of the
+    rows sent so far.
+    """
+    if frame.is_empty():
+        return
+    statement = f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)"
+    cursor = _driver_connection(session).cursor()
+    with cursor.copy(statement) as copy:
+        for offset in range(0, frame.height, COPY_CHUNK_ROWS):
+            buffer = io.BytesIO()
+            chunk = frame.slice(offset, COPY_CHUNK_ROWS)
+            chunk.write_csv(buffer, include_header=False, null_value="")
+            copy.write(buffer.getbuffer())
+            if on_chunk is not None:
+                on_chunk((offset + chunk.height) / frame.height)
+
+
+def _select_frame(
+    session: Session,
+    query: str,
+    params: dict[str, Any],
+    schema: dict[str, pl.DataType],
+) -> pl.DataFrame:
+    """Run `query` and return its rows as a frame of `schema`.
+
+    Each column comes back as one array value. For 918,000 ids that took 0.4 s,
+    against 0.8 s with COPY TO, which hands the rows to psycopg one at a time.
+    """
+    columns = ", ".join(f"array_agg(q.{name})" for name in schema)
+    arrays = session.execute(
+        text(f"SELECT {columns} FROM ({query}) q"),
+        params,
     ).one()
-    return int(totals[0]), Decimal(totals[1]).quantize(Decimal("0.01"))
+    return pl.DataFrame(
+        [
+            pl.Series(name, values or [], dtype=dtype)
+            for (name, dtype), values in zip(schema.items(), arrays, strict=True)
+        ]
+    )
+
+
+def _driver_connection(session: Session) -> Any:
+    """Return the psycopg connection under the session, in its transaction."""
+    return session.connection().connection.driver_connection
 
 
 def _stored_report(report: ImportReport) -> dict[str, Any]:

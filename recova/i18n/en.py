@@ -461,7 +461,7 @@ MESSAGES: dict[str, str] = {
     "{original} has been reversed already.",
     "payments.fix.reversal_original_already_reversed": "Remove the row: a payment "
     "is reversed once.",
-    "payments.row.reversal_amount_mismatch": "Row {row}: the reversal of {value} "
+    "payments.row.reversal_amount_mismatch": "Row {row}: the reversal of {amount} "
     "does not match the amount of transaction {original}.",
     "payments.fix.reversal_amount_mismatch": "A reversal undoes the whole payment, "
     "so its amount is minus the original amount.",

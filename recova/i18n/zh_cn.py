@@ -416,7 +416,7 @@ MESSAGES: dict[str, str] = {
     "{original} 已被冲正过。",
     "payments.fix.reversal_original_already_reversed": "请删除该行：一笔回款只能冲正"
     "一次。",
-    "payments.row.reversal_amount_mismatch": "第 {row} 行：冲正金额 {value} 与流水号 "
+    "payments.row.reversal_amount_mismatch": "第 {row} 行：冲正金额 {amount} 与流水号 "
     "{original} 的金额不符。",
     "payments.fix.reversal_amount_mismatch": "冲正撤销整笔回款，金额应为原金额的"
     "相反数。",

