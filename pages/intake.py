@@ -213,6 +213,20 @@ with st.expander(
     sample = sample.select(
         [name for name in sample.columns if sample[name].null_count() < sample.height]
     )
+    if "customer_type" in sample.columns:
+        sample = sample.with_columns(
+            pl.col("customer_type").replace_strict(
+                {kind: t(f"customer.{kind}") for kind in ("individual", "company")},
+                default=pl.col("customer_type"),
+            )
+        )
+    money = [name for name, dtype in sample.schema.items() if dtype == pl.Decimal]
+    sample = sample.with_columns(
+        pl.col(name).map_elements(
+            lambda value: format_money(value, ui.language()), return_dtype=pl.Utf8
+        )
+        for name in money
+    )
     st.dataframe(
         sample.rename({name: t(f"field.{name}") for name in sample.columns}),
         hide_index=True,

@@ -1,4 +1,4 @@
-"""Case intake into the database, checked against the fixtures' expected answers."""
+"""Case intake into the database, checked against the fixtures' expected results."""
 
 import json
 import threading
@@ -20,13 +20,8 @@ CASE_FILES = ["cases_zh_gbk.csv", "cases_zh.xlsx", "cases_en.csv"]
 
 
 def run_import(session, name, *, creditor="Test Bank", actor=None, **options):
-    expected = EXPECTED[name]
-    placement = options.pop("placement_date", None)
-    if placement is None and "placement_date" in expected:
-        placement = None  # the xlsx carries its own placement date column
-    request = intake.ImportRequest(
-        creditor=creditor, placement_date=placement, **options
-    )
+    # No placement date is given, so the xlsx's own 委案日期 column decides its dates.
+    request = intake.ImportRequest(creditor=creditor, **options)
     return intake.import_cases(
         session=session,
         actor=actor or Actor.operator(),
