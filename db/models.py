@@ -401,7 +401,7 @@ class CaseEvent(Base):
     to_collector_id: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
     # Which rule made the change: auto, manual, switch, collector_paused, recall or
-    # segment_rules; `detail` holds its parameters (run id, rule version and number).
+    # segment_rules; `detail` contains its parameters (run id, rule version, number).
     rule: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
@@ -526,7 +526,7 @@ class Payment(Base):
         ),
         Index(None, "case_id"),
         Index(None, "import_id"),
-        # A payment is reversed at most once.
+        # A unique index, so a payment is reversed at most once.
         Index(
             None,
             "reverses_id",

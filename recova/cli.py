@@ -157,8 +157,8 @@ def serve(
         "--browser.gatherUsageStats",
         "false",
     ]
-    # The child joins the embedded server this process started; this process keeps
-    # its handle until the app exits, so the server stops only after both are done.
+    # The child joins the embedded server that this process started. This process
+    # keeps its handle until the app exits, so the server stops after both are done.
     try:
         raise typer.Exit(subprocess.call(command))
     except KeyboardInterrupt:

@@ -382,7 +382,7 @@ def _creditor(session: Session, actor: Actor, name: str) -> Creditor:
 
 
 def _lock_creditor(session: Session, creditor_id: int) -> None:
-    # Two imports for one creditor run one after the other, so the second sees the
+    # Two imports for one creditor run one after the other, so the second finds the
     # first's cases and reports them as existing instead of failing on the unique key.
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('recova.intake'), :creditor)"),
