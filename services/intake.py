@@ -329,7 +329,10 @@ def import_cases(
     batch.report = _stored_report(report)
     if request.save_mapping and request.mapping is not None:
         _save_mapping(session, actor, creditor, request.mapping)
-    segments.classify_batch(session, batch.id)
+    if not cases.get_column("new_debtor").all():
+        # Cases of debtors known before this file are classified in SQL, because
+        # their customer type and province come from the stored debtor.
+        segments.classify_batch(session, batch.id)
     audit.record(
         session,
         actor,
@@ -660,6 +663,7 @@ def _insert_cases(
         pl.col("placement_date").fill_null(batch.placement_date),
         pl.col("recall_date").fill_null(pl.lit(batch.recall_date, dtype=pl.Date)),
         _bucket(segments.local_today()).alias("bucket"),
+        *_segment_columns(session, cases),
         "note",
         pl.col("extra").fill_null("{}"),
     )
@@ -670,6 +674,22 @@ def _insert_cases(
     _copy_in(session, "cases", rows, report_written)
     total = rows.get_column("total_due").sum() or Decimal("0")
     return rows.height, Decimal(total).quantize(Decimal("0.01"))
+
+
+def _segment_columns(session: Session, cases: pl.DataFrame) -> list[pl.Series]:
+    """Return segment and strategy for rows of new debtors, null for the others."""
+    inputs = cases.with_columns(
+        pl.col("total_due").alias("balance"),
+        pl.col("customer_type").fill_null("individual"),
+        pl.lit(None, dtype=pl.Utf8).alias("risk_grade"),
+    )
+    decided = inputs.select(
+        pl.when(pl.col("new_debtor")).then(expression).alias(name)
+        for name, expression in zip(
+            ("segment", "strategy"), segments.classify_frame(session), strict=True
+        )
+    )
+    return decided.get_columns()
 
 
 def _bucket(today: date) -> pl.Expr:

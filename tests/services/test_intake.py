@@ -348,3 +348,45 @@ def test_second_file_reuses_debtor_adds_contact(session):
     assert session.scalar(select(func.count()).select_from(Case)) == 3
     phones = sorted(session.scalars(select(Contact.phone)).all())
     assert phones == ["13800138000", "13900139000"]
+
+
+@pytest.mark.parametrize("name", CASE_FILES)
+def test_segments_match_sql_classification(session, name):
+    from services import segments
+
+    report = run_import(session, name)
+    written = session.execute(
+        select(Case.case_no, Case.segment, Case.strategy).where(
+            Case.batch_id == report.batch_id
+        )
+    ).all()
+    assert all(segment is not None for _, segment, _ in written)
+    result = segments.classify(session, batch_id=report.batch_id)
+    assert result.changed == 0
+
+
+def test_custom_rules_match_sql_classification(session):
+    from services import segments
+
+    rules = [
+        {"segment": "heavy", "strategy": "heavy", "match": "any", "conditions": [
+            {"field": "province", "op": "in", "value": ["广东省", "上海市"]},
+            {"field": "dpd", "op": "gt", "value": "100"},
+        ]},
+        {"segment": "light", "strategy": "light", "conditions": [
+            {"field": "product", "op": "not_in", "value": ["信用卡"]},
+            {"field": "bucket", "op": "in", "value": ["M1", "M2", "M3"]},
+        ]},
+        {"segment": "standard", "strategy": "standard", "conditions": []},
+    ]
+    segments.save_rule_set(session=session, actor=Actor.operator(),
+                           data=segments.RuleSetInput(rules=rules))
+    report = run_import(session, "cases_zh_gbk.csv")
+    counts = dict(
+        session.execute(
+            select(Case.segment, func.count()).group_by(Case.segment)
+        ).all()
+    )
+    assert set(counts) <= {"heavy", "light", "standard"}
+    assert counts.get("heavy", 0) > 0
+    assert segments.classify(session, batch_id=report.batch_id).changed == 0
