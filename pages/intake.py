@@ -27,13 +27,26 @@ with ui.db_session() as session:
     ]
 NEW = "__new__"
 left, right = st.columns(2)
+
+
+def _remembered(name: str, options: list[str]) -> int:
+    # A language switch changes the options' labels, which makes Streamlit build a
+    # new widget with its default value; the last choice is restored from here.
+    value = st.session_state.get(f"remembered:{name}")
+    return options.index(value) if value in options else 0
+
+
+creditor_options = [*creditor_names, NEW]
+mode_options = ["valid-rows", "all-or-nothing"]
 with left:
     choice = st.selectbox(
         t("intake.creditor"),
-        [*creditor_names, NEW],
+        creditor_options,
+        index=_remembered("creditor", creditor_options),
         format_func=lambda name: t("intake.new_creditor") if name == NEW else name,
-        key="intake_creditor_choice",
+        key=f"intake_creditor_choice:{ui.language()}",
     )
+    st.session_state["remembered:creditor"] = choice
     creditor = (
         st.text_input(t("intake.creditor_name"), key="intake_creditor_name").strip()
         if choice == NEW
@@ -52,11 +65,13 @@ with right:
     recall = st.date_input(t("intake.recall_date"), value=None, key="intake_recall")
     mode = st.radio(
         t("intake.mode"),
-        ["valid-rows", "all-or-nothing"],
+        mode_options,
+        index=_remembered("mode", mode_options),
         format_func=lambda value: t(f"intake.mode.{value}"),
-        key="intake_mode",
+        key=f"intake_mode:{ui.language()}",
         horizontal=True,
     )
+    st.session_state["remembered:mode"] = mode
 
 upload = st.file_uploader(
     t("intake.file"),
@@ -283,6 +298,8 @@ st.divider()
 st.subheader(t("intake.report"))
 if report.refused:
     st.error(t("intake.refused", rejected=len(report.rejected)))
+elif report.batch_id is None:
+    st.info(t("intake.nothing_new", skipped=len(report.skipped_existing)))
 else:
     st.success(t("intake.done", batch=report.batch_name, imported=report.imported))
 columns = st.columns(4)
@@ -314,8 +331,8 @@ tabs = st.tabs(
     [t("intake.tab.rejected"), t("intake.tab.warnings"), t("intake.tab.skipped")]
 )
 with tabs[0]:
-    if report.rejected or report.file_issues:
-        _issue_table(report.file_issues + report.rejected)
+    if report.rejected:
+        _issue_table(report.rejected)
     else:
         st.write(t("intake.none"))
 with tabs[1]:

@@ -33,6 +33,10 @@ table = pl.DataFrame(
 )
 st.dataframe(table, hide_index=True, width="stretch")
 
+flash = st.session_state.pop("users_flash", None)
+if flash:
+    st.success(flash)
+
 add_tab, edit_tab = st.tabs([t("users.add"), t("users.edit")])
 
 with add_tab, st.form("add_user", clear_on_submit=True):
@@ -40,7 +44,11 @@ with add_tab, st.form("add_user", clear_on_submit=True):
     username = left.text_input(t("users.username"), key="add_username")
     display_name = right.text_input(t("users.display_name"), key="add_display")
     role = left.selectbox(
-        t("users.role"), ROLES, format_func=lambda r: t(f"role.{r}"), key="add_role"
+        t("users.role"),
+        ROLES,
+        index=ROLES.index("collector"),
+        format_func=lambda r: t(f"role.{r}"),
+        key="add_role",
     )
     team = right.text_input(t("users.team"), key="add_team", help=t("users.team_help"))
     regions = left.text_input(
@@ -74,7 +82,7 @@ with add_tab, st.form("add_user", clear_on_submit=True):
         except RecovaError as error:
             ui.show_error(error)
         else:
-            st.success(t("users.added", username=data.username))
+            st.session_state["users_flash"] = t("users.added", username=data.username)
             st.rerun()
 
 with edit_tab:

@@ -7,6 +7,7 @@ the input was refused as a whole, 2 for usage errors.
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import replace
 from datetime import date
@@ -159,10 +160,21 @@ def serve(
     ]
     # The child joins the embedded server that this process started. This process
     # keeps its handle until the app exits, so the server stops after both are done.
+    child = subprocess.Popen(command)
+
+    def stop(signum: int, frame: object) -> None:
+        # SIGTERM would end this process without its exit handlers, leaving the
+        # embedded server running; stop the app, then exit normally.
+        child.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        raise typer.Exit(subprocess.call(command))
+        code = child.wait()
     except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        child.terminate()
+        code = child.wait()
+    raise typer.Exit(code)
 
 
 def _parse_day(value: str | None, option: str) -> date | None:

@@ -312,8 +312,14 @@ def import_cases(
     report_progress(0.3, "write")
     _tune_transaction(session)
     _lock_creditor(session, creditor.id)
-    batch = _new_batch(session, actor, creditor, request, parsed, content, filename)
     cases, report.skipped_existing = _drop_existing(session, creditor.id, parsed.cases)
+    if cases.is_empty():
+        # Every row already exists or was rejected: no empty batch is stored.
+        session.rollback()
+        report.refusal = "nothing_new"
+        report_progress(1.0, "done")
+        return report
+    batch = _new_batch(session, actor, creditor, request, parsed, content, filename)
 
     report_progress(0.4, "link")
     cases = _assign_debtor_ids(session, creditor.id, cases)

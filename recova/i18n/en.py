@@ -248,6 +248,8 @@ MESSAGES: dict[str, str] = {
     "intake.date_order": "How should the dates in column {column} be read?",
     "intake.date_order.dmy": "Day first (05/03/2024 is 5 March)",
     "intake.date_order.mdy": "Month first (05/03/2024 is May 3)",
+    "intake.nothing_new": "Nothing new to import: {skipped} cases of this file "
+    "already exist, and the other rows were rejected. No batch was created.",
     "intake.extra": "(extra column)",
     "error.file.mapping_invalid": "The column mapping is invalid: {column} cannot be "
     "{field}. Each field may come from one column only.",

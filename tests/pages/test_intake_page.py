@@ -23,7 +23,7 @@ def manager_on_intake(session) -> AppTest:
 
 
 def upload(at: AppTest, name: str, mime: str) -> AppTest:
-    at.selectbox(key="intake_creditor_choice").select("__new__").run()
+    at.selectbox(key="intake_creditor_choice:zh-CN").select("__new__").run()
     at.text_input(key="intake_creditor_name").input("Page Bank").run()
     at.file_uploader(key="intake_file").upload(
         name, (FIXTURES / name).read_bytes(), mime
@@ -53,7 +53,7 @@ def test_import_reports_rows(session):
 
 def test_bad_file_shows_error(session):
     at = manager_on_intake(session)
-    at.selectbox(key="intake_creditor_choice").select("__new__").run()
+    at.selectbox(key="intake_creditor_choice:zh-CN").select("__new__").run()
     at.text_input(key="intake_creditor_name").input("Page Bank").run()
     at.file_uploader(key="intake_file").upload(
         "photo.csv", b"\x89PNG\r\n\x1a\n" * 8, "text/csv"
@@ -66,7 +66,7 @@ def test_unrecognised_header_mapped_by_hand(session):
     import hashlib
 
     at = manager_on_intake(session)
-    at.selectbox(key="intake_creditor_choice").select("__new__").run()
+    at.selectbox(key="intake_creditor_choice:zh-CN").select("__new__").run()
     at.text_input(key="intake_creditor_name").input("Odd Bank").run()
     content = b"Ref,Client,Owed,Late days\nR-1,Ann,10.00,5\nR-2,Bob,20.00,40\n"
     at.file_uploader(key="intake_file").upload("odd.csv", content, "text/csv").run()
@@ -93,7 +93,7 @@ def test_unrecognised_header_mapped_by_hand(session):
 
 def test_ambiguous_dates_ask_for_order(session):
     at = manager_on_intake(session)
-    at.selectbox(key="intake_creditor_choice").select("__new__").run()
+    at.selectbox(key="intake_creditor_choice:zh-CN").select("__new__").run()
     at.text_input(key="intake_creditor_name").input("Date Bank").run()
     content = (
         "Account Number,Name,Balance Due,Delinquency Date\n"

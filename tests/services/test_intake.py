@@ -132,6 +132,15 @@ def test_second_import_adds_nothing(session, name):
     assert session.scalar(select(func.count()).select_from(Case)) == first.imported
 
 
+def test_reimport_creates_no_batch(session):
+    run_import(session, "cases_en.csv")
+    again = run_import(session, "cases_en.csv")
+    assert again.batch_id is None
+    assert again.refusal == "nothing_new"
+    assert session.scalar(select(func.count()).select_from(Batch)) == 1
+    assert session.scalar(select(func.count()).select_from(BatchFile)) == 1
+
+
 def test_original_file_stored(session):
     report = run_import(session, "cases_zh.xlsx")
     stored = session.get(BatchFile, report.batch_id)
@@ -369,23 +378,31 @@ def test_custom_rules_match_sql_classification(session):
     from services import segments
 
     rules = [
-        {"segment": "heavy", "strategy": "heavy", "match": "any", "conditions": [
-            {"field": "province", "op": "in", "value": ["广东省", "上海市"]},
-            {"field": "dpd", "op": "gt", "value": "100"},
-        ]},
-        {"segment": "light", "strategy": "light", "conditions": [
-            {"field": "product", "op": "not_in", "value": ["信用卡"]},
-            {"field": "bucket", "op": "in", "value": ["M1", "M2", "M3"]},
-        ]},
+        {
+            "segment": "heavy",
+            "strategy": "heavy",
+            "match": "any",
+            "conditions": [
+                {"field": "province", "op": "in", "value": ["广东省", "上海市"]},
+                {"field": "dpd", "op": "gt", "value": "100"},
+            ],
+        },
+        {
+            "segment": "light",
+            "strategy": "light",
+            "conditions": [
+                {"field": "product", "op": "not_in", "value": ["信用卡"]},
+                {"field": "bucket", "op": "in", "value": ["M1", "M2", "M3"]},
+            ],
+        },
         {"segment": "standard", "strategy": "standard", "conditions": []},
     ]
-    segments.save_rule_set(session=session, actor=Actor.operator(),
-                           data=segments.RuleSetInput(rules=rules))
+    segments.save_rule_set(
+        session=session, actor=Actor.operator(), data=segments.RuleSetInput(rules=rules)
+    )
     report = run_import(session, "cases_zh_gbk.csv")
     counts = dict(
-        session.execute(
-            select(Case.segment, func.count()).group_by(Case.segment)
-        ).all()
+        session.execute(select(Case.segment, func.count()).group_by(Case.segment)).all()
     )
     assert set(counts) <= {"heavy", "light", "standard"}
     assert counts.get("heavy", 0) > 0
