@@ -174,6 +174,7 @@ if preview.parsed is None:
     # No header word was recognised: the user maps the first row's columns by hand.
     st.error(t("error.file.no_header"))
     st.info(t("intake.map_by_hand"))
+    # NOTE: columns the detection did recognise also start as extra here.
     _mapping_editor(preview.unrecognised_headers, user_mapping or {})
     st.stop()
 parsed = preview.parsed
