@@ -172,10 +172,15 @@ except RecovaError as error:
 
 if preview.parsed is None:
     # No header word was recognised: the user maps the first row's columns by hand.
-    st.error(t("error.file.no_header"))
+    if preview.missing_fields:
+        names = ", ".join(t(f"field.{name}") for name in preview.missing_fields)
+        st.error(t("intake.missing_fields", fields=names))
+    else:
+        st.error(t("error.file.no_header"))
     st.info(t("intake.map_by_hand"))
-    # NOTE: columns the detection did recognise also start as extra here.
-    _mapping_editor(preview.unrecognised_headers, user_mapping or {})
+    _mapping_editor(
+        preview.unrecognised_headers, user_mapping or preview.detected_mapping
+    )
     st.stop()
 parsed = preview.parsed
 

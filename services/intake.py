@@ -121,6 +121,9 @@ class Preview:
     parsed: ParsedCases | None
     saved_mapping_used: bool
     unrecognised_headers: list[str] = field(default_factory=list)
+    # What detection found, to start the hand mapping with, and what it lacked.
+    detected_mapping: dict[str, str | None] = field(default_factory=dict)
+    missing_fields: list[str] = field(default_factory=list)
 
 
 def _issue_dict(issue: RowIssue, actor: Actor, language: str) -> dict[str, Any]:
@@ -259,11 +262,16 @@ def preview_cases(
     except InvalidInput as error:
         if error.code != "file.no_header":
             raise
-        headers = first_row_texts(content, filename)
+        # A header that lacks the case number or the amount keeps what was detected.
+        headers = error.params.get("headers") or first_row_texts(content, filename)
         if not headers:
             raise
         return Preview(
-            parsed=None, saved_mapping_used=False, unrecognised_headers=headers
+            parsed=None,
+            saved_mapping_used=False,
+            unrecognised_headers=list(headers),
+            detected_mapping=dict(error.params.get("mapping") or {}),
+            missing_fields=list(error.params.get("missing") or []),
         )
     return Preview(parsed=parsed, saved_mapping_used=used)
 

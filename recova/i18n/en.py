@@ -250,6 +250,7 @@ MESSAGES: dict[str, str] = {
     "intake.date_order.mdy": "Month first (05/03/2024 is May 3)",
     "intake.nothing_new": "Nothing new to import: {skipped} cases of this file "
     "already exist, and the other rows were rejected. No batch was created.",
+    "intake.missing_fields": "No column of this file was recognised as {fields}.",
     "intake.extra": "(extra column)",
     "error.file.mapping_invalid": "The column mapping is invalid: {column} cannot be "
     "{field}. Each field may come from one column only.",

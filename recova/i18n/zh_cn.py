@@ -225,6 +225,7 @@ MESSAGES: dict[str, str] = {
     "intake.date_order.dmy": "日在前（05/03/2024 为 3 月 5 日）",
     "intake.date_order.mdy": "月在前（05/03/2024 为 5 月 3 日）",
     "intake.nothing_new": "没有可新导入的案件：文件中 {skipped} 件案件已存在，其余行被拒绝。未创建批次。",
+    "intake.missing_fields": "文件中没有识别出以下字段的列：{fields}。",
     "intake.extra": "（附加列）",
     "error.file.mapping_invalid": "列对应关系无效：“{column}”不能对应到 {field}。"
     "每个字段只能来自一列。",

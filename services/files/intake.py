@@ -230,7 +230,9 @@ def _apply_mapping(
     if not fields & {"total_due", "principal"}:
         missing.append("total_due")
     if missing:
-        raise FileRejected("no_header", missing=missing, headers=layout.headers)
+        raise FileRejected(
+            "no_header", missing=missing, headers=layout.headers, mapping=layout.mapping
+        )
 
     serial = layout.serial_column
     if serial is not None and mapping[layout.headers[0]] is not None:

@@ -107,3 +107,15 @@ def test_ambiguous_dates_ask_for_order(session):
     radio = next(radio for radio in at.radio if str(radio.key).startswith("order:"))
     radio.set_value("dmy").run()
     assert not at.exception
+
+
+def test_missing_case_number_keeps_detected_fields(session):
+    at = manager_on_intake(session)
+    at.selectbox(key="intake_creditor_choice:zh-CN").select("__new__").run()
+    at.text_input(key="intake_creditor_name").input("Gap Bank").run()
+    content = "Ref,姓名,委案金额,逾期天数\nR-1,张三,10.00,5\n".encode()
+    at.file_uploader(key="intake_file").upload("gap.csv", content, "text/csv").run()
+    assert not at.exception
+    assert "案件编号" in at.error[0].value
+    editor = next(frame for frame in at.dataframe)
+    assert editor is not None

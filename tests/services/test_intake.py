@@ -407,3 +407,19 @@ def test_custom_rules_match_sql_classification(session):
     assert set(counts) <= {"heavy", "light", "standard"}
     assert counts.get("heavy", 0) > 0
     assert segments.classify(session, batch_id=report.batch_id).changed == 0
+
+
+def test_preview_without_case_number_keeps_mapping(session):
+    content = "Ref,姓名,委案金额,逾期天数\nR-1,张三,10.00,5\n".encode()
+    preview = intake.preview_cases(
+        session=session,
+        actor=Actor.operator(),
+        creditor="Gap Bank",
+        content=content,
+        filename="gap.csv",
+    )
+    assert preview.parsed is None
+    assert preview.missing_fields == ["case_no"]
+    assert preview.unrecognised_headers == ["Ref", "姓名", "委案金额", "逾期天数"]
+    assert preview.detected_mapping["委案金额"] == "total_due"
+    assert preview.detected_mapping["Ref"] is None
