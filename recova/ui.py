@@ -43,7 +43,7 @@ def t(key: str, /, **params: Any) -> str:
 def current_actor() -> Actor | None:
     """Return the logged-in actor, or None when the session expired or is missing."""
     # NOTE: the token lives only in this browser tab's Streamlit session, so a page
-    # reload or a typed URL asks for the password again.
+    # reload or a typed URL requires the password again.
     from services import auth
 
     token = st.session_state.get(TOKEN_KEY)

@@ -31,7 +31,7 @@ class Actor:
 
     @classmethod
     def operator(cls, name: str = "cli") -> "Actor":
-        """An operator at the command line, who acts with an admin's rights."""
+        """Return the actor of an operator at the command line, with admin rights."""
         return cls(id=None, username=name, role="admin")
 
     @property

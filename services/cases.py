@@ -15,7 +15,7 @@ from recova.errors import NotFound, PermissionDenied
 from services.actors import CASE_READERS, Actor, require_role
 from services.masking import mask_id_number, mask_phone
 
-# Counting stops here; past it the page says "more than 10,000".
+# Counting stops here; past it the page shows "more than 10,000".
 COUNT_LIMIT = 10_000
 
 

@@ -20,7 +20,7 @@ def mask_phone(value: str | None) -> str | None:
 
 
 def mask_field(field: str | None, value: str | None) -> str | None:
-    """Mask `value` when `field` holds an ID number or a phone."""
+    """Mask `value` when `field` contains an ID number or a phone."""
     if field == "id_number":
         return mask_id_number(value)
     if field in ("phone", "contact_phone"):
