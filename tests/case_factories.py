@@ -1,7 +1,7 @@
 """Cases, batches and collectors made directly in the database for assignment tests.
 
-Intake is tested on its own; these helpers give each test exact amounts, days past
-due, provinces and customer types without going through a placement file.
+Intake is tested on its own, so these helpers give each test exact amounts, days
+past due, provinces and customer types without going through a placement file.
 """
 
 from datetime import date, timedelta

@@ -170,7 +170,7 @@ def test_tie_goes_to_fewer_cases_then_lower_id(session):
     bob = make_collector(session, "bob")
     cid = make_collector(session, "cid")
     batch = make_batch(session)
-    # ann and bob hold 1000 each, ann in two cases, bob in one; cid holds nothing.
+    # ann and bob each have 1000 open, ann in two cases and bob in one. cid has none.
     for case_no, holder, amount in [
         ("A1", ann, 500),
         ("A2", ann, 500),
