@@ -288,6 +288,16 @@ class Case(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=text("'{}'::jsonb")
     )
+    # Follow-up state kept on the case so the queue is one index scan (issue 4).
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]
+    last_connected_at: Mapped[datetime | None]
+    first_contact_at: Mapped[datetime | None]
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    promise_due_on: Mapped[date | None] = mapped_column(Date)
+    promise_broken_at: Mapped[datetime | None]
+    switch_requested_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -706,3 +716,8 @@ Index(
     AuditEntry.detail["case_id"].astext,
     postgresql_where=AuditEntry.detail.has_key("case_id"),
 )
+
+
+# Models of later issues live in their own modules; importing them here puts their
+# tables in the same metadata.
+from db import models_followup, models_kpi, models_score  # noqa: E402,F401

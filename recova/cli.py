@@ -405,6 +405,13 @@ def _print_assignment(data: dict[str, Any]) -> None:
         )
 
 
+# Commands of later features live in their own modules and share the helpers above.
+from recova import cli_followup, cli_kpi, cli_score  # noqa: E402
+
+for _module in (cli_followup, cli_kpi, cli_score):
+    _module.register(app)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("RECOVA_LOG_LEVEL", "WARNING"))
     app()

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from recova.i18n import EN, ZH, format_money, translate
+from recova.i18n import (
+    EN,
+    ZH,
+    en,
+    en_followup,
+    en_kpi,
+    en_score,
+    format_money,
+    translate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_USE = re.compile(r"""\bt\(\s*["']([a-z_][a-z0-9_.\-]+)["']""")
@@ -22,13 +31,24 @@ def test_catalogs_have_same_keys():
     assert set(ZH) - set(EN) == set()
 
 
+def test_no_key_is_defined_in_two_modules():
+    modules = [en, en_followup, en_kpi, en_score]
+    total = sum(len(module.MESSAGES) for module in modules)
+    assert total == len(EN)
+
+
 @pytest.mark.parametrize("key", sorted(EN))
 def test_placeholders_match(key):
     assert placeholders(EN[key]) == placeholders(ZH[key])
 
 
 def test_literal_keys_in_code_exist():
-    sources = [*ROOT.glob("pages/*.py"), ROOT / "app.py", *ROOT.glob("recova/*.py")]
+    sources = [
+        *ROOT.glob("pages/*.py"),
+        ROOT / "app.py",
+        *ROOT.glob("recova/*.py"),
+        *ROOT.glob("recova/cli_*.py"),
+    ]
     missing = {
         key
         for path in sources

@@ -9,8 +9,25 @@ from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from babel.numbers import format_currency, format_decimal
 
-from recova.i18n.en import MESSAGES as EN
-from recova.i18n.zh_cn import MESSAGES as ZH
+from recova.i18n import (
+    en,
+    en_followup,
+    en_kpi,
+    en_score,
+    zh_cn,
+    zh_cn_followup,
+    zh_cn_kpi,
+    zh_cn_score,
+)
+
+# Each feature keeps its messages in its own module; a key defined twice is a bug.
+EN = {**en.MESSAGES, **en_followup.MESSAGES, **en_kpi.MESSAGES, **en_score.MESSAGES}
+ZH = {
+    **zh_cn.MESSAGES,
+    **zh_cn_followup.MESSAGES,
+    **zh_cn_kpi.MESSAGES,
+    **zh_cn_score.MESSAGES,
+}
 
 LANGUAGES = {"zh-CN": "中文", "en": "English"}
 CATALOGS = {"zh-CN": ZH, "en": EN}

@@ -2,6 +2,11 @@
 
 MESSAGES: dict[str, str] = {
     # Navigation and frame
+    "nav.queue": "My queue",
+    "nav.case_file": "Case file",
+    "nav.compliance": "Compliance",
+    "nav.kpi": "KPIs",
+    "nav.models": "Risk models",
     "nav.cases": "Cases",
     "nav.intake": "Case intake",
     "nav.users": "Users and teams",

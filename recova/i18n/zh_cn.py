@@ -2,6 +2,11 @@
 
 MESSAGES: dict[str, str] = {
     # 导航
+    "nav.queue": "我的待办",
+    "nav.case_file": "债务人档案",
+    "nav.compliance": "合规设置",
+    "nav.kpi": "指标看板",
+    "nav.models": "风险模型",
     "nav.cases": "案件列表",
     "nav.intake": "案件导入",
     "nav.users": "用户与团队",

@@ -1,0 +1,1 @@
+"""Models of daily snapshots and KPI aggregates (issue 6)."""

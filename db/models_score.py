@@ -1,0 +1,1 @@
+"""Models of risk scores, scorecards and trained models (issue 7)."""

@@ -1,0 +1,3 @@
+"""Messages of the followup pages and services (en)."""
+
+MESSAGES: dict[str, str] = {}

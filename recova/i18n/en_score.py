@@ -1,0 +1,3 @@
+"""Messages of the score pages and services (en)."""
+
+MESSAGES: dict[str, str] = {}
