@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Python puts bench/ first on the path, where bench/queue.py would shadow the
+# standard library's queue module, so the project root takes its place.
+sys.path[0] = str(ROOT)
 os.environ.setdefault("RECOVA_HOME", str(ROOT / ".recova" / "bench"))
 
 import psycopg  # noqa: E402

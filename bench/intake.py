@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Python puts bench/ first on the path, where bench/queue.py would shadow the
+# standard library's queue module, so the project root takes its place.
+sys.path[0] = str(ROOT)
 os.environ.setdefault("RECOVA_HOME", str(ROOT / ".recova" / "bench"))
 
 import numpy as np  # noqa: E402

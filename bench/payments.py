@@ -32,7 +32,9 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Python puts bench/ first on the path, where bench/queue.py would shadow the
+# standard library's queue module, so the project root takes its place.
+sys.path[0] = str(ROOT)
 os.environ.setdefault("RECOVA_HOME", str(ROOT / ".recova" / "bench"))
 
 from db import engine as db_engine  # noqa: E402

@@ -720,4 +720,4 @@ Index(
 
 # Models of later issues live in their own modules; importing them here puts their
 # tables in the same metadata.
-from db import models_followup, models_kpi, models_score  # noqa: E402,F401
+from db import models_followup, models_kpi, models_queue, models_score  # noqa: E402,F401

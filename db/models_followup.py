@@ -79,6 +79,12 @@ class ContactAttempt(Base):
         Index(None, "debtor_id", "at"),
         Index(None, "collector_id", "at"),
         Index(None, "at"),
+        Index(
+            "ix_contact_attempts_phone_address",
+            "target_address",
+            "at",
+            postgresql_where=text("channel = 'phone' AND target_address IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -89,7 +95,8 @@ class ContactAttempt(Base):
     at: Mapped[datetime]
     channel: Mapped[str] = mapped_column(String(12))
     target: Mapped[str] = mapped_column(String(12))
-    # The number or address reached, stored as given (masked on screen by role).
+    # The number or address reached (masked on screen by role); a phone number is
+    # stored as digits only, so the daily cap per number counts every spelling.
     target_address: Mapped[str | None] = mapped_column(String(200))
     contact_id: Mapped[int | None] = mapped_column(BigInteger)
     result_code: Mapped[str] = mapped_column(ForeignKey("result_codes.code"))

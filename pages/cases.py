@@ -141,6 +141,11 @@ if view is None:
 
 st.divider()
 st.subheader(t("cases.case_title", case_no=view.case_no, name=view.name or ""))
+if actor.role != "finance" and st.button(
+    t("case_file.open_full"), key="cases_open_file", icon=":material/badge:"
+):
+    st.session_state["case_file_id"] = view.id
+    st.switch_page("pages/case_file.py", query_params={"case": str(view.id)})
 if view.masked:
     st.caption(t("cases.masked"))
 left, middle, right = st.columns(3)

@@ -132,6 +132,11 @@ def serve(
     migrate.upgrade()
     with session_factory()() as session:
         first_run = needs_first_admin(session=session)
+        # Snapshots and KPI sums of the days the app and the worker were down.
+        from services.segments import local_today
+        from services.snapshots import catch_up_snapshots
+
+        catch_up_snapshots(session, local_today())
     host = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
     url = f"http://{host}:{port}"
     typer.echo(f"Recova is at {url}")

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     compliance_profile: str = "cn"
+    # Folder for case attachments (RECOVA_ATTACHMENT_DIR); unset keeps them in the
+    # database.
+    attachment_dir: Path | None = None
 
     @property
     def upload_limit_bytes(self) -> int:

@@ -174,7 +174,7 @@ class CaseView:
         return data
 
 
-def _load(session: Session, case: Case, actor: Actor, masked: bool) -> CaseView:
+def load_view(session: Session, case: Case, actor: Actor, masked: bool) -> CaseView:
     debtor = case.debtor
     contacts = session.scalars(
         select(Contact).where(Contact.debtor_id == debtor.id).order_by(Contact.id)
@@ -226,7 +226,9 @@ def _load(session: Session, case: Case, actor: Actor, masked: bool) -> CaseView:
     )
 
 
-def _check_access(case: Case, actor: Actor) -> None:
+def check_access(case: Case, actor: Actor) -> None:
+    """Raise PermissionDenied unless `actor` may read `case`: a collector only their
+    own cases, a team lead only their team's."""
     require_role(actor, *CASE_READERS)
     if actor.role == "collector" and case.collector_id != actor.id:
         raise PermissionDenied("case_not_yours", case_no=case.case_no)
@@ -239,8 +241,8 @@ def get_case(*, session: Session, actor: Actor, case_id: int) -> CaseView:
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound("case_not_found", case=case_id)
-    _check_access(case, actor)
-    return _load(session, case, actor, masked=actor.sees_masked_pii)
+    check_access(case, actor)
+    return load_view(session, case, actor, masked=actor.sees_masked_pii)
 
 
 def find_case(
@@ -254,8 +256,8 @@ def find_case(
     )
     if case is None:
         raise NotFound("case_no_not_found", case_no=case_no, creditor=creditor)
-    _check_access(case, actor)
-    return _load(session, case, actor, masked=actor.sees_masked_pii)
+    check_access(case, actor)
+    return load_view(session, case, actor, masked=actor.sees_masked_pii)
 
 
 def list_creditors(*, session: Session, actor: Actor) -> list[Creditor]:

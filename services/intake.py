@@ -200,7 +200,7 @@ def _parse(
             filename,
             mapping=chosen,
             placement_date=placement_date,
-            today=date.today(),
+            today=segments.local_today(),
             date_orders=date_orders,
         )
 
@@ -416,7 +416,9 @@ def _new_batch(
     content: bytes,
     filename: str,
 ) -> Batch:
-    placement = request.placement_date or parsed.placement_date or date.today()
+    placement = (
+        request.placement_date or parsed.placement_date or segments.local_today()
+    )
     base_name = (request.batch_name or "").strip() or (
         f"{PurePath(filename).stem} {placement.isoformat()}"
     )

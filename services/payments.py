@@ -482,9 +482,28 @@ def _post_staged(
     _insert_payments(session, params)
     result.posted, result.recovered = _posted_totals(session)
     _apply_to_cases(session, params, result)
+    _judge_promises(session)
     result.unmatched = _queue_unmatched(session, params)
     result.other_creditors = _other_creditors(session, params)
     return result
+
+
+def _judge_promises(session: Session) -> None:
+    """Judge the promises of the cases that got money, in this transaction."""
+    from services.promises import evaluate_promises
+    from services.segments import local_today
+
+    case_ids = list(
+        session.scalars(
+            text(
+                "SELECT DISTINCT target_id FROM payment_rows "
+                "WHERE target_id IS NOT NULL"
+            )
+        )
+    )
+    evaluate_promises(
+        session=session, as_of=local_today(), case_ids=case_ids, commit=False
+    )
 
 
 def _drop_repeats(session: Session, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -828,8 +847,10 @@ def post_payment(
     evidence_file: tuple[str, bytes] | None = None,
 ) -> Payment:
     """Post one payment by hand, with evidence, to a case named by its number."""
+    from services.segments import local_today
+
     require_role(actor, *FINANCE_ROLES)
-    if data.paid_on > date.today():
+    if data.paid_on > local_today():
         raise InvalidInput("paid_on_in_future", paid_on=data.paid_on.isoformat())
     creditor = creditor_by_name(session, data.creditor)
     case = _case_by_number(session, creditor, data.case_no)

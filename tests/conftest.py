@@ -84,6 +84,11 @@ def _empty_tables(engine) -> None:
         # Replica mode skips the audit log's append-only triggers for the clean-up.
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+    # The result codes and compliance profiles that migration 0004 seeds are part
+    # of a working database, so every test starts with them.
+    from tests.followup_factories import seed_builtins
+
+    seed_builtins(engine)
 
 
 @pytest.fixture

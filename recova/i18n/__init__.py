@@ -78,8 +78,11 @@ def format_day(value: date | None, language: str) -> str:
     return babel_date(value, format="medium", locale=BABEL_LOCALES[language])
 
 
-def format_moment(value: datetime | None, language: str, timezone: str) -> str:
+def format_moment(
+    value: datetime | None, language: str, timezone: str, length: str = "medium"
+) -> str:
+    """Format a moment in `timezone`; `length` is Babel's short, medium or long."""
     if value is None:
         return ""
     local = value.astimezone(ZoneInfo(timezone))
-    return babel_datetime(local, format="medium", locale=BABEL_LOCALES[language])
+    return babel_datetime(local, format=length, locale=BABEL_LOCALES[language])

@@ -22,6 +22,7 @@ from db.models import (
 from recova.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services import payments
 from services.actors import Actor
+from services.segments import local_today
 from tests.approval_helpers import (
     CREDITOR,
     OverlapGate,
@@ -595,7 +596,8 @@ def test_manual_post_queued_transaction_refused(placed):
 
 def test_manual_post_future_date_refused(placed):
     finance = make_user(placed, "fay", role="finance")
-    tomorrow = date.today() + timedelta(days=1)
+    # Tomorrow in the configured time zone, which may be a day ahead of UTC.
+    tomorrow = local_today() + timedelta(days=1)
     with pytest.raises(InvalidInput) as raised:
         payments.post_payment(
             session=placed, actor=finance, data=manual(paid_on=tomorrow)

@@ -42,6 +42,7 @@ PROFILES = {
     "cn": {
         "name": "China (NIFA / CBA)",
         "rules": {
+            "timezone": "Asia/Shanghai",
             "window_start": "08:00",
             "window_end": "22:00",
             "max_connected_calls_per_day": 3,
@@ -56,6 +57,7 @@ PROFILES = {
     "us-regf": {
         "name": "United States (Regulation F)",
         "rules": {
+            "timezone": "America/New_York",
             "window_start": "08:00",
             "window_end": "21:00",
             "max_connected_calls_per_day": None,
@@ -231,6 +233,13 @@ def _create_attempts() -> None:
             "contact_attempts",
             list(columns),
         )
+    # Unanswered attempts are capped per phone number a day, across all cases.
+    op.create_index(
+        "ix_contact_attempts_phone_address",
+        "contact_attempts",
+        ["target_address", "at"],
+        postgresql_where=sa.text("channel = 'phone' AND target_address IS NOT NULL"),
+    )
 
 
 def _create_promises() -> None:
