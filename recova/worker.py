@@ -54,9 +54,10 @@ def _send_digests(session: Session, day: date) -> Any:
 
 
 def _snapshot(session: Session, day: date) -> Any:
-    from services.snapshots import daily_job
+    from services.snapshots import catch_up_snapshots
 
-    return daily_job(session, day)
+    # Also takes any day the worker missed; a day already taken is skipped.
+    return catch_up_snapshots(session, day)
 
 
 def _score(session: Session, day: date) -> Any:
