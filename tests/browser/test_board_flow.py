@@ -50,7 +50,8 @@ def log_in(page: Page, username: str) -> None:
     form.get_by_role("textbox", name="用户名", exact=True).fill(username)
     form.get_by_role("textbox", name="密码", exact=True).fill(PASSWORD)
     form.get_by_role("button", name="登录", exact=True).click()
-    expect(main_area(page).get_by_role("heading", name="案件列表")).to_be_visible()
+    # A manager's first page is the KPI page.
+    expect(main_area(page).get_by_role("heading", name="指标看板")).to_be_visible()
     expect_settled(page)
 
 

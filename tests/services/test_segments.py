@@ -257,7 +257,9 @@ def test_rule_sets_are_versioned_and_audited(session):
     assert segments.current_rule_set(session).rules[0].segment == "everything"
     assert session.scalar(select(func.count()).select_from(SegmentRuleSet)) == 2
     entries = session.scalars(
-        select(AuditEntry).where(AuditEntry.action == "segment_rules_saved")
+        select(AuditEntry)
+        .where(AuditEntry.action == "segment_rules_saved")
+        .order_by(AuditEntry.id)
     ).all()
     assert [entry.after["version"] for entry in entries] == [1, 2]
     assert entries[0].before["version"] == 0
