@@ -266,6 +266,7 @@ with tabs["manual"]:
                 targets,
                 format_func=collector_label,
                 index=None,
+                placeholder=t("case_file.choose"),
                 key="board_target",
             )
             reason = st.text_input(

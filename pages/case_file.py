@@ -138,6 +138,10 @@ loaded_version = st.session_state.setdefault(version_key(case_id), view.version)
 st.subheader(t("cases.case_title", case_no=view.case_no, name=view.name or ""))
 if "case_file_flash" in st.session_state:
     st.success(st.session_state.pop("case_file_flash"))
+# Compliance warnings of the last save, such as a connected call without a
+# recording reference, stand apart so they are not read as part of the success.
+for warning in st.session_state.pop("case_file_warnings", []):
+    st.warning(t(warning), icon=":material/warning:")
 if loaded_version != view.version:
     st.warning(t("case_file.stale"))
     if st.button(
@@ -145,7 +149,8 @@ if loaded_version != view.version:
     ):
         reload_case(case_id)
 
-top = st.columns(5)
+# Money and the next action need the room; counts and the grade are short.
+top = st.columns([3, 2, 1, 3, 1])
 top[0].metric(t("cases.balance"), money(view.balance))
 top[1].metric(t("cases.status"), t(f"status.{view.status}"))
 top[2].metric(t("case_file.attempts"), follow["attempt_count"])
@@ -231,7 +236,13 @@ with tabs["overview"]:
             )
     if view.contacts:
         st.markdown(f"**{t('cases.contacts')}**")
-        st.dataframe(pl.DataFrame(view.contacts), hide_index=True, key="cf_contacts")
+        st.dataframe(
+            pl.DataFrame(view.contacts).rename(
+                lambda column: t(f"case_file.contact_{column}"), strict=False
+            ),
+            hide_index=True,
+            key="cf_contacts",
+        )
 
     st.markdown(f"**{t('unmask.title')}**")
     with st.form("unmask_form"):
@@ -328,6 +339,7 @@ def contact_form() -> None:
             list(code_labels),
             format_func=lambda v: code_labels[v],
             index=None,
+            placeholder=t("case_file.choose"),
             key="contact_result",
         )
         second = st.columns(2)
@@ -426,8 +438,7 @@ def contact_form() -> None:
     st.session_state["contact_clear"] = True
     st.session_state["case_file_saved_attempt"] = outcome.attempt_id
     message = t("case_file.attempt_saved", next=moment(outcome.next_action_at))
-    if outcome.warnings:
-        message += " " + " ".join(t(w) for w in outcome.warnings)
+    st.session_state["case_file_warnings"] = list(outcome.warnings)
     saved(message, case_id, outcome.case_version)
 
 

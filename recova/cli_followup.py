@@ -5,6 +5,7 @@ job worker and the daily jobs.
 records work under the collector who did it and the same checks apply as in the app.
 """
 
+import dataclasses
 import json
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -281,7 +282,20 @@ def worker(
     every hour, and jobs deferred by the app."""
     from recova.worker import run_worker
 
+    typer.echo(
+        f"Recova worker started ({concurrency} at once); daily jobs run at 06:00 "
+        "and promise checks every hour. Press Ctrl+C to stop."
+    )
     run_worker(concurrency=concurrency)
+
+
+def _plain(value: Any) -> Any:
+    """Turn a job's result (a dataclass, a date, a Decimal) into JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def run_daily_command(
@@ -296,7 +310,7 @@ def run_daily_command(
 
     chosen = _parse_day(day, "--date") or local_day()
     results = run_daily(chosen)
-    print(json.dumps({"date": chosen.isoformat(), **results}, default=str))
+    print(json.dumps({"date": chosen.isoformat(), **results}, default=_plain))
 
 
 def register(app: typer.Typer) -> None:

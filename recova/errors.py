@@ -12,9 +12,14 @@ class RecovaError(Exception):
         self.params = params
 
     def message(self, language: str = "en") -> str:
-        from recova.i18n import translate
+        from recova.i18n import CATALOGS, translate
 
-        return translate(f"error.{self.code}", language, **self.params)
+        params = dict(self.params)
+        # A field named by its attribute reads better by its label, where one exists.
+        field = params.get("field")
+        if isinstance(field, str) and f"field.{field}" in CATALOGS.get(language, {}):
+            params["field"] = translate(f"field.{field}", language)
+        return translate(f"error.{self.code}", language, **params)
 
     def __str__(self) -> str:
         return self.message("en")

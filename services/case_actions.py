@@ -105,7 +105,7 @@ def stale_case(session: Session, case: Case) -> Conflict:
     if case.updated_by is not None:
         name = session.scalar(select(User.username).where(User.id == case.updated_by))
     return Conflict(
-        "case_changed",
+        "case_edited",
         case_no=case.case_no,
         by=name or SYSTEM_NAME,
         at=_local(case.updated_at),

@@ -63,6 +63,18 @@ ABUSIVE_ZH = (
     "打断你",
     "让你好看",
     "不得好死",
+    "伤害你",
+    "打你",
+    "揍你",
+    "砍你",
+    "废了你",
+    "弄残",
+    "找上门",
+    "上门闹",
+    "找你家人",
+    "告诉你家人",
+    "告诉你单位",
+    "小心点",
 )
 ABUSIVE_EN = (
     "kill",
@@ -79,12 +91,29 @@ ABUSIVE_EN = (
     "tell your employer",
     "ruin your life",
     "you will regret",
+    "or else",
+    "we know where you live",
+    "you'll be sorry",
+    "you will be sorry",
+)
+# English threats whose words vary: a harm to the debtor or their people, a visit
+# meant to intimidate, or disclosure of the debt to people around them.
+THREAT_PATTERNS_EN = (
+    r"\b(will|would|'ll|gonna|going to|could|can)\s+(\w+\s+)?(hurt|harm)\b",
+    r"\byou('ll| will| could| can| are going to)\s+(be\s+)?"
+    r"(arrested|jailed|locked up)\b",
+    r"\b(beat|break|burn|smash|hit)\s+(you|your|him|her|them)\b",
+    r"\b(find|come after|come for)\s+you\b",
+    r"\bcome\s+to\s+your\s+(house|home|work|office|school)\b",
+    r"\btell\s+(your|his|her|their)\s+(family|friends|neighbou?rs|boss|"
+    r"colleagues|co-?workers|wife|husband|parents|children|kids)\b",
 )
 ABUSIVE_PATTERN = re.compile(
     "|".join(
         [re.escape(word) for word in ABUSIVE_ZH]
         + ["滚(?![动筒])"]
         + [r"\b" + re.escape(word) + r"\b" for word in ABUSIVE_EN]
+        + list(THREAT_PATTERNS_EN)
     ),
     re.IGNORECASE,
 )
@@ -619,6 +648,11 @@ def _count(session: Session, sql: str, **params: Any) -> int:
     return int(session.execute(text(sql), params).scalar_one())
 
 
+def _local_day(moment: datetime, rules: ProfileRules) -> str:
+    """Return the day of `moment` in the debtor's time zone, as YYYY-MM-DD."""
+    return moment.astimezone(ZoneInfo(rules.timezone)).date().isoformat()
+
+
 def _daily_caps(
     session: Session, case: Case, plan: PlannedContact, profile: Profile
 ) -> ComplianceVerdict | None:
@@ -642,6 +676,7 @@ def _daily_caps(
                 _tomorrow(plan.at, rules),
                 count=connected,
                 limit=limit,
+                day=_local_day(plan.at, rules),
             )
     limit = rules.max_unanswered_per_number_per_day
     number = normalise_phone(plan.target_address)
@@ -663,6 +698,7 @@ def _daily_caps(
                 count=unanswered,
                 limit=limit,
                 number=mask_phone(number),
+                day=_local_day(plan.at, rules),
             )
     return None
 

@@ -61,8 +61,19 @@ def validated(model: type[M], **values: Any) -> M:
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
+        value = first.get("input")
+        empty = value is None or (isinstance(value, str) and not value.strip())
+        if first["type"] == "missing" or (
+            empty and first["type"] in ("string_too_short", "value_error")
+        ):
+            raise InvalidInput("field_required", field=field) from None
+        # pydantic prefixes the text of a validator's ValueError with "Value error, ".
+        reason = first["msg"].removeprefix("Value error, ")
         raise InvalidInput(
-            "field_invalid", field=field, value=first.get("input"), reason=first["msg"]
+            "field_invalid",
+            field=field,
+            value="—" if value in (None, "") else value,
+            reason=reason,
         ) from None
 
 

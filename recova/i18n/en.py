@@ -36,6 +36,8 @@ MESSAGES: dict[str, str] = {
     "customer.company": "Company",
     # Fields of a placement file
     "field.case_no": "Case number",
+    "field.reason": "Reason",
+    "field.resume_on": "Resume on",
     "field.name": "Name",
     "field.id_number": "ID number",
     "field.phone": "Phone",
@@ -289,6 +291,7 @@ MESSAGES: dict[str, str] = {
     "characters.",
     "error.password_spaces": "The password starts or ends with a space. Remove it.",
     "error.password_wrong": "The current password is wrong.",
+    "error.field_required": "{field} is required: fill it in and try again.",
     "error.field_invalid": "{field} is invalid ({value}): {reason}.",
     "error.role_unknown": "Unknown role {role}. Use one of: {allowed}.",
     "error.language_unknown": "Unknown language {language}. Use zh-CN or en.",
@@ -791,6 +794,7 @@ MESSAGES: dict[str, str] = {
     "preview, so nothing was assigned. Preview again and check the new plan.",
     "error.cases_changed_during_move": "{count} cases changed during the move, so "
     "nothing was moved. Reload the board and try again.",
+    "error.case_edited": "Case {case_no} was changed by {by} at {at} after you opened it. Reload the case; what you typed is kept.",
     "error.case_changed": "Case {case_no} was changed by {by} at {at}, after this "
     "board was loaded. Nothing was moved; reload the board and try again.",
     "error.case_closed": "Case {case_no} is closed ({status}) and cannot be assigned.",

@@ -20,9 +20,9 @@ MESSAGES: dict[str, str] = {
     "compliance.abusive_note": "The note contains “{word}”, a threat or insult. "
     "Rewrite the note without it.",
     "compliance.connected_calls_per_day": "The debtor already had {count} connected "
-    "calls today; at most {limit} a day are allowed.",
+    "calls on {day} (local date); at most {limit} a day are allowed.",
     "compliance.unanswered_per_number": "{number} already had {count} unanswered "
-    "attempts today; at most {limit} a day per number are allowed.",
+    "attempts on {day} (local date); at most {limit} a day per number are allowed.",
     "compliance.calls_per_7_days": "This case already had {count} calls in the last "
     "7 days; at most {limit} in 7 days are allowed.",
     "compliance.quiet_after_conversation": "The debtor was spoken to on {at}; no "
@@ -341,4 +341,8 @@ MESSAGES: dict[str, str] = {
     "case_file.risk_line_points": "Points",
     "case_file.risk_factors": "Top factors",
     "case_file.risk_factor": "{feature} = {value}: effect on the log-odds {effect}",
+    "case_file.choose": "Choose one",
+    "case_file.contact_name": "Name",
+    "case_file.contact_relation": "Relation",
+    "case_file.contact_phone": "Phone",
 }

@@ -14,9 +14,9 @@ MESSAGES: dict[str, str] = {
     "compliance.opt_out_missing": "合规配置 {profile} 要求每条电子消息都附退订方式。"
     "请加上退订方式并勾选“已含退订”。",
     "compliance.abusive_note": "备注含有“{word}”，属于威胁或辱骂。请删去后重写备注。",
-    "compliance.connected_calls_per_day": "债务人今天已接通 {count} 次电话，每天最多 "
+    "compliance.connected_calls_per_day": "债务人在 {day}（当地日期）已接通 {count} 次电话，每天最多 "
     "{limit} 次。",
-    "compliance.unanswered_per_number": "{number} 今天已有 {count} 次未接通，每个号码"
+    "compliance.unanswered_per_number": "{number} 在 {day}（当地日期）已有 {count} 次未接通，每个号码"
     "每天最多 {limit} 次。",
     "compliance.calls_per_7_days": "本案近 7 天已拨打 {count} 次，7 天内最多 {limit} "
     "次。",
@@ -304,4 +304,8 @@ MESSAGES: dict[str, str] = {
     "case_file.risk_line_points": "分值",
     "case_file.risk_factors": "主要影响因素",
     "case_file.risk_factor": "{feature} = {value}：对对数几率的影响 {effect}",
+    "case_file.choose": "请选择",
+    "case_file.contact_name": "姓名",
+    "case_file.contact_relation": "关系",
+    "case_file.contact_phone": "电话",
 }

@@ -87,6 +87,17 @@ def test_record_attempt_through_form(session, case):
     assert at.text_area(key="contact_note").value == ""
 
 
+def test_connected_call_without_recording_warns(session, case):
+    at = open_case(session, "ann", case.id)
+    fill_attempt(at, 10, "客户要求明天回电", result="callback")
+    at.button(key="contact_save").click().run()
+
+    assert not at.exception
+    assert [a.result_code for a in attempts(session)] == ["callback"]
+    assert "催记已保存" in at.success[0].value
+    assert any("录音" in warning.value for warning in at.warning)
+
+
 def test_compliance_refusal_shows_rule(session, case):
     at = open_case(session, "ann", case.id)
     fill_attempt(at, 23, "late call")

@@ -319,6 +319,10 @@ def test_closed_case_allows_no_outreach(session, status):
         ("Pay now or we will tell your family", "we will tell your family"),
         ("You IDIOT, pay", "IDIOT"),
         ("you could go to JAIL", "JAIL"),
+        ("Pay now or we will hurt your family", "will hurt"),
+        ("We'll come to your house tonight", "come to your house"),
+        ("You will be arrested", "You will be arrested"),
+        ("小心点，我们找你家人", "小心点"),
     ],
 )
 def test_threat_or_insult_in_note_is_refused_naming_the_word(session, note, word):
@@ -330,7 +334,15 @@ def test_threat_or_insult_in_note_is_refused_naming_the_word(session, note, word
 
 
 @pytest.mark.parametrize(
-    "note", ["客户说下周滚动还款", "Debtor has skills training", "已发短信提醒"]
+    "note",
+    [
+        "客户说下周滚动还款",
+        "Debtor has skills training",
+        "已发短信提醒",
+        "Debtor was hurt in an accident, asks for a plan",
+        "Says his brother was arrested last year",
+        "We can get you a plan of 6 installments",
+    ],
 )
 def test_ordinary_note_passes(session, note):
     case, amy = setup_case(session)
