@@ -418,8 +418,21 @@ for _module in (cli_followup, cli_kpi, cli_score):
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError
+
     logging.basicConfig(level=os.environ.get("RECOVA_LOG_LEVEL", "WARNING"))
-    app()
+    try:
+        app()
+    except OperationalError as error:
+        # A wrong DATABASE_URL, a server that is down or a missing database: one
+        # line that says so beats a page of traceback.
+        reason = str(error.orig or error).strip().splitlines()[0]
+        typer.echo(
+            f"error: cannot reach the database ({reason}). Check DATABASE_URL, or "
+            "unset it to use the embedded server.",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -194,3 +194,21 @@ def test_user_add_weak_password_fails(engine, database_url):
     )
     assert result.returncode == 1
     assert "too short" in result.stderr
+
+
+def test_unreachable_database_is_one_clear_line(database_url):
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(database_url).set(database="recova_no_such_database")
+    result = recova(
+        missing.render_as_string(hide_password=False),
+        "case",
+        "show",
+        "X",
+        "--creditor",
+        "Y",
+    )
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stderr
+    assert "recova_no_such_database" in result.stderr
+    assert "Traceback" not in result.stderr
