@@ -117,6 +117,31 @@ def user_add(
     typer.echo(f"added user {user.username} ({user.role})")
 
 
+def _catch_up_snapshots_in_background() -> None:
+    """Take the snapshots and KPI sums of the days the app and the worker were down.
+
+    After a long outage at millions of cases this takes minutes, so it runs beside
+    the web server instead of delaying it; a failure is logged and the worker's
+    daily run takes the missed days again.
+    """
+    import threading
+
+    def run() -> None:
+        from db.engine import session_factory
+        from services.segments import local_today
+        from services.snapshots import catch_up_snapshots
+
+        try:
+            with session_factory()() as session:
+                days = catch_up_snapshots(session, local_today())
+            if days:
+                typer.echo(f"KPI snapshots taken for {len(days)} day(s)")
+        except Exception:
+            logging.getLogger(__name__).exception("snapshot catch-up failed")
+
+    threading.Thread(target=run, name="snapshot-catch-up", daemon=True).start()
+
+
 @app.command("serve")
 def serve(
     port: Annotated[int, typer.Option(help="Port for the web app")] = 8501,
@@ -132,11 +157,7 @@ def serve(
     migrate.upgrade()
     with session_factory()() as session:
         first_run = needs_first_admin(session=session)
-        # Snapshots and KPI sums of the days the app and the worker were down.
-        from services.segments import local_today
-        from services.snapshots import catch_up_snapshots
-
-        catch_up_snapshots(session, local_today())
+    _catch_up_snapshots_in_background()
     host = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
     url = f"http://{host}:{port}"
     typer.echo(f"Recova is at {url}")

@@ -383,7 +383,7 @@ def population_select(filters: dict[str, str] | None = None) -> str:
 
 
 POPULATION_SUMS = (
-    "count(*) AS cases, sum(is_open) AS open_cases, "
+    "count(*) AS cases, coalesce(sum(is_open), 0) AS open_cases, "
     "coalesce(sum(total_due), 0) AS total_due, coalesce(sum(balance), 0) AS balance"
 )
 
