@@ -135,6 +135,21 @@ view = file.case
 follow = file.follow_up
 loaded_version = st.session_state.setdefault(version_key(case_id), view.version)
 
+
+def submit(model, service, message: str, **values) -> None:
+    """Validate `values` as `model` for this case at the version the page loaded,
+    run `service` with it, and keep `message` for the next run when it succeeds."""
+    try:
+        data = validated(
+            model, case_id=case_id, expected_version=loaded_version, **values
+        )
+    except RecovaError as error:
+        ui.show_error(error)
+        return
+    if run_service(service, actor=actor, data=data):
+        saved(message, case_id)
+
+
 st.subheader(t("cases.case_title", case_no=view.case_no, name=view.name or ""))
 if "case_file_flash" in st.session_state:
     st.success(st.session_state.pop("case_file_flash"))
@@ -531,18 +546,17 @@ with tabs["promises"]:
             )
         if promise_clicked:
             try:
-                data = validated(
-                    promises.PromiseInput,
-                    case_id=case_id,
-                    expected_version=loaded_version,
-                    amount=parse_amount(amount),
-                    due_on=due_on,
-                )
+                parsed_amount = parse_amount(amount)
             except RecovaError as error:
                 ui.show_error(error)
             else:
-                if run_service(promises.create_promise, actor=actor, data=data):
-                    saved(t("case_file.promise_saved"), case_id)
+                submit(
+                    promises.PromiseInput,
+                    promises.create_promise,
+                    t("case_file.promise_saved"),
+                    amount=parsed_amount,
+                    due_on=due_on,
+                )
         with st.form("plan_form", clear_on_submit=True):
             st.markdown(f"**{t('case_file.new_plan')}**")
             plan_text = st.text_area(
@@ -554,21 +568,15 @@ with tabs["promises"]:
             planned = st.form_submit_button(t("case_file.save_plan"), key="plan_save")
         if planned:
             lines = [line.split() for line in plan_text.splitlines() if line.strip()]
-            try:
-                data = validated(
-                    promises.PlanInput,
-                    case_id=case_id,
-                    expected_version=loaded_version,
-                    installments=[
-                        {"due_on": parts[0], "amount": parts[-1]} for parts in lines
-                    ],
-                    note=plan_note or None,
-                )
-            except RecovaError as error:
-                ui.show_error(error)
-            else:
-                if run_service(promises.create_plan, actor=actor, data=data):
-                    saved(t("case_file.plan_saved"), case_id)
+            submit(
+                promises.PlanInput,
+                promises.create_plan,
+                t("case_file.plan_saved"),
+                installments=[
+                    {"due_on": parts[0], "amount": parts[-1]} for parts in lines
+                ],
+                note=plan_note or None,
+            )
     if file.plans:
         st.dataframe(pl.DataFrame(file.plans), hide_index=True, key="cf_plans")
 
@@ -719,13 +727,12 @@ if file.can_write:
                     t("case_file.resume"), key="resume_save"
                 )
             if resumed:
-                data = case_actions.ResumeInput(
-                    case_id=case_id,
-                    expected_version=loaded_version,
+                submit(
+                    case_actions.ResumeInput,
+                    case_actions.resume_case,
+                    t("case_file.resumed"),
                     reason=resume_reason or None,
                 )
-                if run_service(case_actions.resume_case, actor=actor, data=data):
-                    saved(t("case_file.resumed"), case_id)
         else:
             with st.form("pause_form"):
                 pause_reason = st.text_input(t("case_file.reason"), key="pause_reason")
@@ -734,19 +741,13 @@ if file.can_write:
                 )
                 paused = st.form_submit_button(t("case_file.pause"), key="pause_save")
             if paused:
-                try:
-                    data = validated(
-                        case_actions.PauseInput,
-                        case_id=case_id,
-                        expected_version=loaded_version,
-                        reason=pause_reason,
-                        resume_on=resume_on,
-                    )
-                except RecovaError as error:
-                    ui.show_error(error)
-                else:
-                    if run_service(case_actions.pause_case, actor=actor, data=data):
-                        saved(t("case_file.paused_saved"), case_id)
+                submit(
+                    case_actions.PauseInput,
+                    case_actions.pause_case,
+                    t("case_file.paused_saved"),
+                    reason=pause_reason,
+                    resume_on=resume_on,
+                )
 
         with st.form("flag_form"):
             flag = st.selectbox(
@@ -765,20 +766,14 @@ if file.can_write:
             flag_reason = st.text_input(t("case_file.reason"), key="flag_reason")
             flagged = st.form_submit_button(t("case_file.save_flag"), key="flag_save")
         if flagged:
-            try:
-                data = validated(
-                    case_actions.FlagInput,
-                    case_id=case_id,
-                    expected_version=loaded_version,
-                    flag=flag,
-                    on=flag_on,
-                    reason=flag_reason,
-                )
-            except RecovaError as error:
-                ui.show_error(error)
-            else:
-                if run_service(case_actions.set_flag, actor=actor, data=data):
-                    saved(t("case_file.flag_saved"), case_id)
+            submit(
+                case_actions.FlagInput,
+                case_actions.set_flag,
+                t("case_file.flag_saved"),
+                flag=flag,
+                on=flag_on,
+                reason=flag_reason,
+            )
 
         with st.form("switch_form"):
             switch_reason = st.text_input(t("case_file.reason"), key="switch_reason")
@@ -786,15 +781,9 @@ if file.can_write:
                 t("case_file.request_switch"), key="switch_save"
             )
         if switched:
-            try:
-                data = validated(
-                    case_actions.SwitchRequest,
-                    case_id=case_id,
-                    expected_version=loaded_version,
-                    reason=switch_reason,
-                )
-            except RecovaError as error:
-                ui.show_error(error)
-            else:
-                if run_service(case_actions.request_switch, actor=actor, data=data):
-                    saved(t("case_file.switch_saved"), case_id)
+            submit(
+                case_actions.SwitchRequest,
+                case_actions.request_switch,
+                t("case_file.switch_saved"),
+                reason=switch_reason,
+            )

@@ -249,3 +249,32 @@ def scoring_actor(session, username: str):
 
     user = session.scalars(select(User).where(User.username == username)).one()
     return Actor.from_user(user)
+
+
+def test_pause_needs_reason_then_pauses(session, case):
+    from db.models import Case
+
+    at = open_case(session, "ann", case.id)
+    at.date_input(key="pause_resume_on").set_value(NOW.date() + timedelta(days=7))
+    at.button(key="pause_save").click().run()
+    assert "请填写原因" in at.error[0].value
+
+    at.text_input(key="pause_reason").input("客户住院，下周再联系")
+    at.button(key="pause_save").click().run()
+    assert not at.exception
+    session.expire_all()
+    assert session.get(Case, case.id).status == "paused"
+
+
+def test_promise_form_creates_promise(session, case):
+    from db.models_followup import Promise
+
+    at = open_case(session, "ann", case.id)
+    at.text_input(key="promise_amount").input("800.50")
+    at.date_input(key="promise_due").set_value(NOW.date() + timedelta(days=3))
+    at.button(key="promise_save").click().run()
+    assert not at.exception
+    assert [error.value for error in at.error] == []
+    session.expire_all()
+    saved = session.scalars(select(Promise)).all()
+    assert [str(promise.amount) for promise in saved] == ["800.50"]
