@@ -286,6 +286,12 @@ def stored_plan(dims: dict[str, str], by: str | None) -> StoredPlan | None:
     # NOTE: any other pair of dimensions, such as a province and a batch, runs live
     # over the period's events, which takes seconds at millions of attempts.
     named = set(dims) | ({by} if by else set())
+    # Grades change every night, and the stored sums keep the grade a case had when
+    # they were taken, so sums and population would disagree. By grade, figures run
+    # live with each case's current grade, which is how grades are checked against
+    # what was recovered.
+    if "grade" in named:
+        return None
     if len(named) <= 1:
         dim = next(iter(named), "all")
         return StoredPlan(dim, "", dims.get(dim))

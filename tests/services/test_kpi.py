@@ -182,3 +182,13 @@ def test_owner_breakdowns_live_equal_stored(session, portfolio):
         assert before.sort("key").equals(after.sort("key")), (actor.role, by)
     rows = {row["key"]: row for row in live[0].iter_rows(named=True)}
     assert rows["广东"]["recovered"] == Decimal("2500.00")
+
+
+def test_grade_figures_run_live_with_current_grades():
+    # Stored sums keep the grade a case had when they were taken; by grade, the
+    # population and the events must both use today's grade.
+    from services.kpi import stored_plan
+
+    assert stored_plan({}, "grade") is None
+    assert stored_plan({"grade": "A"}, None) is None
+    assert stored_plan({}, "province") is not None

@@ -139,8 +139,8 @@ def test_month_roll_stored_at_month_end(session, two_cases):
 
 def test_catch_up_on_a_new_install_with_no_cases(session):
     # `recova serve` runs this on start-up, also before the first import.
-    from services.snapshots import catch_up_snapshots
     from services.segments import local_today
+    from services.snapshots import catch_up_snapshots
 
     assert catch_up_snapshots(session, local_today()) == [local_today()]
     assert catch_up_snapshots(session, local_today()) == []
