@@ -61,7 +61,9 @@ def test_failed_login_audited(session):
     with pytest.raises(PermissionDenied):
         auth.login(session=session, username="nobody", password="wrong password!")
     failures = session.scalars(
-        select(AuditEntry).where(AuditEntry.action == "login_failed")
+        select(AuditEntry)
+        .where(AuditEntry.action == "login_failed")
+        .order_by(AuditEntry.id)
     ).all()
     assert [entry.detail["reason"] for entry in failures] == [
         "bad_password",
