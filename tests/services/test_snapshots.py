@@ -107,11 +107,11 @@ def test_first_catch_up_takes_only_today(session, two_cases):
 def test_daily_job_twice_gives_same_sums(session, two_cases):
     snapshots.daily_job(session, DAY)
     first = session.execute(
-        text("SELECT * FROM kpi_population ORDER BY dim, key")
+        text("SELECT * FROM kpi_population ORDER BY dim, scope, key, day")
     ).all()
     snapshots.daily_job(session, DAY)
     second = session.execute(
-        text("SELECT * FROM kpi_population ORDER BY dim, key")
+        text("SELECT * FROM kpi_population ORDER BY dim, scope, key, day")
     ).all()
     assert first == second
     totals = dict(
