@@ -1,5 +1,5 @@
 """Models of follow-up work: contact attempts, result codes, compliance profiles,
-promises, installment plans and case attachments (issue 4)."""
+promises, installment plans and case attachments."""
 
 from datetime import date, datetime
 from decimal import Decimal

@@ -76,7 +76,7 @@ QUEUE_PROMISE_INDEX = Index(
 )
 
 # The reminders panel (services/reminders.py) reads the idle cases and the broken
-# promises of one collector; these keep both reads to an index range at any size.
+# promises of one collector. These indexes keep both reads to an index range.
 REMINDER_WORKING_SQL = "status IN ('assigned', 'in_progress', 'promised')"
 REMINDER_IDLE_INDEX = Index(
     "ix_cases_reminder_idle",

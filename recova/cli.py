@@ -121,7 +121,7 @@ def _catch_up_snapshots_in_background() -> None:
     """Take the snapshots and KPI sums of the days the app and the worker were down.
 
     After a long outage at millions of cases this takes minutes, so it runs beside
-    the web server instead of delaying it; a failure is logged and the worker's
+    the web server instead of delaying it. A failure is logged, and the worker's
     daily run takes the missed days again.
     """
     import threading
@@ -445,8 +445,8 @@ def main() -> None:
     try:
         app()
     except OperationalError as error:
-        # A wrong DATABASE_URL, a server that is down or a missing database: one
-        # line that says so beats a page of traceback.
+        # A wrong DATABASE_URL, a server that is down or a missing database gets
+        # one line naming the cause instead of a page of traceback.
         reason = str(error.orig or error).strip().splitlines()[0]
         typer.echo(
             f"error: cannot reach the database ({reason}). Check DATABASE_URL, or "

@@ -1,9 +1,9 @@
 """Compliance guard (合规): the contact rules of a creditor's profile, applied to a
 planned contact attempt, and the admin functions for profiles and result codes.
 
-`check_contact` answers with a `ComplianceVerdict`: allowed or not, the rule that
+`check_contact` returns a `ComplianceVerdict`: allowed or not, the rule that
 decided, a message id with its values, and when contact is allowed again. The rules
-are those of shared/DOMAIN.md: a contact window in the debtor's local time (the end
+are a contact window in the debtor's local time (the end
 itself is outside), daily caps per debtor and per phone number (`cn`), a 7-in-7 cap
 and a quiet week after a conversation (`us-regf`), blocking statuses and flags, an
 opt-out on electronic messages, and notes free of threats and insults. Counts run
@@ -462,7 +462,7 @@ def result_code(session: Session, code: str) -> ResultCode:
 
 @dataclass
 class ComplianceVerdict:
-    """The guard's answer: allowed or not, the rule that decided, the message id and
+    """Decision of the guard: allowed or not, the rule that decided, the message id and
     its values, when contact is allowed again, and warnings (message ids)."""
 
     allowed: bool
@@ -475,7 +475,7 @@ class ComplianceVerdict:
     timezone: str | None = None
 
     def message(self, language: str = "en") -> str:
-        """The refusal in `language`, with when contact is allowed again."""
+        """Return the refusal in `language`, with when contact is allowed again."""
         from recova.i18n import translate
 
         if self.allowed or self.message_id is None:

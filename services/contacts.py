@@ -326,7 +326,7 @@ def next_step_at(session: Session, case: Case, at: datetime) -> datetime:
 def _condition_met(
     session: Session, case: Case, condition: str, code: ResultCode, promised: bool
 ) -> bool:
-    """Whether an escalation condition holds once this attempt is counted."""
+    """Return whether an escalation condition is met once this attempt counts."""
     if condition == "no_contact":
         return case.last_connected_at is None and not code.connected
     if condition == "no_right_party":

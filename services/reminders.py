@@ -69,7 +69,7 @@ def idle_days(session: Session) -> int:
 
 
 def _scope(session: Session, actor: Actor, user_id: int | None) -> ColumnElement[bool]:
-    """The cases whose reminders the caller asked for."""
+    """Return the condition selecting the cases whose reminders the caller requested."""
     require_role(actor, *READER_ROLES)
     if actor.role == "collector":
         if user_id not in (None, actor.id):
@@ -96,8 +96,8 @@ def _day_start(day: date) -> datetime:
 
 
 def _now_for(day: date) -> datetime:
-    """The moment reminders are computed at: now, or the start of a past or future
-    day given explicitly (the digest of that morning)."""
+    """Return the moment reminders are computed at: now, or the start of a past or
+    future day given explicitly (the digest of that morning)."""
     now = datetime.now(UTC)
     if day == local_today():
         return now
